@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "celery_pulse",
+      "sources": ["native/addon.cc", "native/heartbeat.cc", "native/pulse_file.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
+        "PULSE_SOURCE_DIGEST=<!(node scripts/digest.js)"
+      ],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
+      "ldflags": ["-Wl,--exclude-libs,ALL"]
+    }
+  ]
+}

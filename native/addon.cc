@@ -1,0 +1,110 @@
+// Node-API glue: a JS handle per heartbeat, and the environment cleanup hook
+// that stops and joins its thread when the environment (a worker) goes away.
+#include <napi.h>
+
+#include <cmath>
+#include <memory>
+
+#include "heartbeat.h"
+
+#define PULSE_STR2(x) #x
+#define PULSE_STR(x) PULSE_STR2(x)
+
+namespace {
+
+double NsToMs(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "PulseHandle",
+                       {InstanceMethod<&PulseHandle::Start>("start"),
+                        InstanceMethod<&PulseHandle::Answer>("answer"),
+                        InstanceMethod<&PulseHandle::Stop>("stop"),
+                        InstanceMethod<&PulseHandle::Stats>("stats")});
+  }
+
+  // new PulseHandle(path, intervalSec, maxStallSec, staticFields)
+  // Arguments are validated by the TypeScript caller.
+  explicit PulseHandle(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<PulseHandle>(info) {
+    pulse::Config config;
+    config.path = info[0].As<Napi::String>().Utf8Value();
+    config.interval_ns =
+        static_cast<int64_t>(std::llround(info[1].As<Napi::Number>().DoubleValue() * 1e9));
+    double max_stall = info[2].As<Napi::Number>().DoubleValue();
+    config.max_stall_ns =
+        std::isfinite(max_stall) ? static_cast<int64_t>(std::llround(max_stall * 1e9)) : -1;
+    config.static_fields = info[3].As<Napi::String>().Utf8Value();
+    heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
+  }
+
+  ~PulseHandle() override { StopNow(false); }
+
+ private:
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<PulseHandle*>(arg);
+    self->hook_env_ = nullptr;  // the hook is consumed by running
+    self->heartbeat_->Stop(false);
+  }
+
+  void StopNow(bool remove) {
+    if (hook_env_ != nullptr) {
+      napi_remove_env_cleanup_hook(hook_env_, OnEnvCleanup, this);
+      hook_env_ = nullptr;
+    }
+    heartbeat_->Stop(remove);
+  }
+
+  // Returns null, or {errno, op} describing why the first beat failed.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    pulse::FileResult result = heartbeat_->Start();
+    if (!result.ok()) {
+      Napi::Object error = Napi::Object::New(env);
+      error.Set("errno", result.err);
+      error.Set("op", static_cast<int>(result.op));
+      return error;
+    }
+    if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) {
+      hook_env_ = env;
+    }
+    return env.Null();
+  }
+
+  void Answer(const Napi::CallbackInfo&) { heartbeat_->Answer(); }
+
+  void Stop(const Napi::CallbackInfo& info) {
+    StopNow(info.Length() > 0 && info[0].ToBoolean().Value());
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    pulse::Snapshot s = heartbeat_->Read();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("running", s.running);
+    out.Set("beats", static_cast<double>(s.beats));
+    out.Set("withheld", static_cast<double>(s.withheld));
+    out.Set("errors", static_cast<double>(s.errors));
+    out.Set("lastBeatMs", NsToMs(s.last_beat_wall_ns));
+    out.Set("loopSilentMs", NsToMs(s.loop_silent_ns));
+    out.Set("stalled", s.stalled);
+    out.Set("errno", s.last_errno);
+    out.Set("errorOp", static_cast<int>(s.last_error_op));
+    out.Set("errorMs", NsToMs(s.last_error_wall_ns));
+    return out;
+  }
+
+  std::unique_ptr<pulse::Heartbeat> heartbeat_;
+  napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("PulseHandle", PulseHandle::Define(env));
+  exports.Set("sourceDigest", Napi::String::New(env, PULSE_STR(PULSE_SOURCE_DIGEST)));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(celery_pulse, Init)

@@ -1,0 +1,24 @@
+'use strict';
+// Digest of the native sources a binary is built from. binding.gyp bakes it
+// into the addon; the test suite compares it with the sources in the tree, so
+// a stale committed prebuild fails the tests.
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+
+function sourceDigest(root = path.join(__dirname, '..')) {
+  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native'))
+    .filter((name) => /\.(cc|h)$/.test(name))
+    .sort()
+    .map((name) => `native/${name}`)];
+  const hash = crypto.createHash('sha256');
+  for (const file of files) {
+    // Line endings are normalised so a checkout with CRLF digests the same.
+    const text = fs.readFileSync(path.join(root, file), 'utf8').replace(/\r\n/g, '\n');
+    hash.update(`${file}\0${text}\0`);
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+module.exports = { sourceDigest };
+if (require.main === module) process.stdout.write(sourceDigest());

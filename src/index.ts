@@ -1,0 +1,68 @@
+import { pulseError, show } from './errors';
+import { loadNative } from './native';
+import { parseSeconds, checkFile, checkSeconds, resolveOptions, type PulseOptions, type Source } from './options';
+import { NativePulse, type Pulse } from './pulse';
+
+export type { PulseOptions, Strategy } from './options';
+export type { Pulse } from './pulse';
+export type { PulseStatus, PulseLastError } from './status';
+export type { PulseErrorCode, PulseError } from './errors';
+
+/**
+ * Starts a heartbeat on the healthcheck file. Every option is optional;
+ * explicit options beat CELERY_PULSE_* env vars, which beat the defaults.
+ * Throws a coded TypeError/RangeError on bad input before touching anything,
+ * and a coded Error when the first beat cannot be written.
+ */
+export function start(options?: PulseOptions): Pulse {
+  const resolved = resolveOptions(options);
+  if (resolved.strategy === 'worker') {
+    throw pulseError(Error, 'ERR_PULSE_NATIVE_UNAVAILABLE', 'the "worker" strategy is not available in this build');
+  }
+  return new NativePulse(loadNative(), resolved);
+}
+
+/** A Celery-style app: settings live in `app.conf`. */
+export interface CeleryLikeApp {
+  conf?: Record<string, unknown> | null;
+}
+
+const CONF_KEYS = {
+  interval: ['pulse_heartbeat_interval', 'CELERY_PULSE_HEARTBEAT_INTERVAL'],
+  file: ['pulse_healthcheck_file', 'CELERY_PULSE_HEALTHCHECK_FILE'],
+  maxStall: ['pulse_max_stall', 'CELERY_PULSE_MAX_STALL'],
+} as const;
+
+function confValue(conf: Record<string, unknown>, keys: readonly string[]): [unknown, Source] | undefined {
+  for (const key of keys) {
+    if (conf[key] !== undefined && conf[key] !== null) return [conf[key], { kind: 'option', name: `conf.${key}` }];
+  }
+  return undefined;
+}
+
+/**
+ * One-line integration for a Celery-style app (e.g. a celery-node worker):
+ * reads pulse_heartbeat_interval, pulse_healthcheck_file and pulse_max_stall
+ * (or their CELERY_PULSE_* forms) from app.conf, then starts. `overrides` win.
+ */
+export function initCeleryPulse(app: CeleryLikeApp, overrides: PulseOptions = {}): Pulse {
+  if (app === null || typeof app !== 'object' && typeof app !== 'function') {
+    throw pulseError(TypeError, 'ERR_PULSE_INVALID_APP', `initCeleryPulse needs an app object with a conf, got ${show(app)}`);
+  }
+  const conf = app.conf ?? {};
+  if (typeof conf !== 'object') {
+    throw pulseError(TypeError, 'ERR_PULSE_INVALID_APP', `app.conf must be an object, got ${show(conf)}`);
+  }
+  const fromConf: PulseOptions = {};
+  const seconds = (entry: [unknown, Source], allowInfinity: boolean) =>
+    typeof entry[0] === 'string'
+      ? parseSeconds(entry[0], entry[1], allowInfinity)
+      : checkSeconds(entry[0], entry[1], allowInfinity);
+  const interval = confValue(conf, CONF_KEYS.interval);
+  if (interval) fromConf.interval = seconds(interval, false);
+  const maxStall = confValue(conf, CONF_KEYS.maxStall);
+  if (maxStall) fromConf.maxStall = seconds(maxStall, true);
+  const file = confValue(conf, CONF_KEYS.file);
+  if (file) fromConf.file = checkFile(file[0], file[1]);
+  return start({ ...fromConf, ...overrides });
+}

@@ -1,0 +1,65 @@
+import * as path from 'node:path';
+import { pulseError } from './errors';
+
+/** The addon's per-pulse handle (native/addon.cc). */
+export interface NativeHandle {
+  start(): null | { errno: number; op: number };
+  answer(): void;
+  stop(remove: boolean): void;
+  stats(): NativeStats;
+}
+
+export interface NativeStats {
+  running: boolean;
+  beats: number;
+  withheld: number;
+  errors: number;
+  lastBeatMs: number;
+  loopSilentMs: number;
+  stalled: boolean;
+  errno: number;
+  errorOp: number;
+  errorMs: number;
+}
+
+export interface NativeBinding {
+  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string) => NativeHandle;
+  sourceDigest: string;
+}
+
+/** Package root: the folder holding binding.gyp and prebuilds/. */
+export const PACKAGE_ROOT = path.join(__dirname, '..');
+
+let loaded: { binding: NativeBinding } | { error: unknown } | undefined;
+
+/** Loads the addon once per environment (prebuild first, then a local build). */
+export function loadNative(): NativeBinding {
+  if (loaded === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+      loaded = { binding: load(PACKAGE_ROOT) };
+    } catch (error) {
+      loaded = { error };
+    }
+  }
+  if ('binding' in loaded) return loaded.binding;
+  const reason = loaded.error instanceof Error ? loaded.error.message : String(loaded.error);
+  throw pulseError(Error, 'ERR_PULSE_NATIVE_UNAVAILABLE', `the native addon could not be loaded: ${reason}`, {
+    cause: loaded.error,
+  });
+}
+
+/** What a native FileOp (native/pulse_file.h) was doing, for messages. */
+export const FILE_OPS = [
+  'none',
+  'mkdir',
+  'inspect',
+  'not-regular',
+  'write',
+  'rename',
+  'touch',
+  'remove',
+  'resolve',
+] as const;
+export type FileOpName = (typeof FILE_OPS)[number];

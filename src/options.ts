@@ -1,0 +1,166 @@
+import * as path from 'node:path';
+import { pulseError, show } from './errors';
+
+export type Strategy = 'auto' | 'native' | 'worker';
+export const STRATEGIES: readonly Strategy[] = ['auto', 'native', 'worker'];
+
+export interface PulseOptions {
+  /** Healthcheck file; relative paths resolve against the cwd at start. */
+  file?: string;
+  /** Seconds between beats (fractions allowed). */
+  interval?: number;
+  /** Seconds the event loop may stay silent before beats are withheld; Infinity turns the gate off. */
+  maxStall?: number;
+  /** `native` thread, `worker` thread fallback, or `auto` (native when the addon loads). */
+  strategy?: Strategy;
+  /** Unlink the file on stop() instead of leaving a "stopped" record. */
+  removeOnStop?: boolean;
+}
+
+export interface ResolvedOptions {
+  file: string;
+  interval: number;
+  maxStall: number;
+  strategy: Strategy;
+  removeOnStop: boolean;
+}
+
+export const ENV = {
+  file: 'CELERY_PULSE_HEALTHCHECK_FILE',
+  interval: 'CELERY_PULSE_HEARTBEAT_INTERVAL',
+  maxStall: 'CELERY_PULSE_MAX_STALL',
+  strategy: 'CELERY_PULSE_STRATEGY',
+} as const;
+
+export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy };
+
+/** Bounds of both durations, in seconds. */
+export const MIN_SECONDS = 0.01;
+export const MAX_SECONDS = 86400;
+// The temporary record file adds ".<name>.<pid>.<n>.tmp" to the name.
+const MAX_NAME_BYTES = 200;
+const MAX_PATH_BYTES = 4000;
+
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop']);
+
+/** Where a value came from, for error messages: an option or an env var. */
+export interface Source {
+  kind: 'option' | 'env';
+  name: string;
+}
+
+function invalid(source: Source, value: unknown, expected: string, Kind: typeof TypeError | typeof RangeError) {
+  const code = source.kind === 'env' ? 'ERR_PULSE_INVALID_ENV' : 'ERR_PULSE_INVALID_OPTION';
+  const what = source.kind === 'env' ? `env ${source.name}` : `option "${source.name}"`;
+  return pulseError(Kind, code, `${what} must be ${expected}, got ${show(value)}`, {
+    [source.kind === 'env' ? 'envVar' : 'option']: source.name,
+    value,
+  });
+}
+
+/** Strict decimal parse of a text value: no hex, no empty string, no trailing junk. */
+export function parseSeconds(text: string, source: Source, allowInfinity: boolean): number {
+  const trimmed = text.trim();
+  if (allowInfinity && /^\+?(inf|infinity)$/i.test(trimmed)) return Infinity;
+  if (!/^\+?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(trimmed)) {
+    const expected = allowInfinity ? 'a number of seconds or "inf"' : 'a number of seconds';
+    throw invalid(source, text, expected, TypeError);
+  }
+  return checkSeconds(Number(trimmed), source, allowInfinity, text);
+}
+
+export function checkSeconds(value: unknown, source: Source, allowInfinity: boolean, shown: unknown = value): number {
+  if (typeof value !== 'number') {
+    throw invalid(source, shown, 'a number of seconds', TypeError);
+  }
+  if (allowInfinity && value === Infinity) return value;
+  const range = `a number of seconds from ${MIN_SECONDS} to ${MAX_SECONDS}${allowInfinity ? ', or Infinity' : ''}`;
+  if (Number.isNaN(value) || value < MIN_SECONDS || value > MAX_SECONDS) {
+    throw invalid(source, shown, range, RangeError);
+  }
+  return value;
+}
+
+export function checkFile(value: unknown, source: Source, cwd = process.cwd()): string {
+  if (typeof value !== 'string') throw invalid(source, value, 'a file path string', TypeError);
+  if (value.trim() === '') throw invalid(source, value, 'a non-empty file path', TypeError);
+  if (value.includes('\0')) throw invalid(source, value, 'a file path without NUL bytes', TypeError);
+  if (value.endsWith('/') || /(^|\/)\.{1,2}$/.test(value)) {
+    throw invalid(source, value, 'the path of a file, not of a directory', TypeError);
+  }
+  const resolved = path.resolve(cwd, value);
+  if (Buffer.byteLength(resolved) > MAX_PATH_BYTES) {
+    throw invalid(source, value, `a path of at most ${MAX_PATH_BYTES} bytes`, RangeError);
+  }
+  if (Buffer.byteLength(path.basename(resolved)) > MAX_NAME_BYTES) {
+    throw invalid(source, value, `a file name of at most ${MAX_NAME_BYTES} bytes`, RangeError);
+  }
+  return resolved;
+}
+
+export function checkStrategy(value: unknown, source: Source): Strategy {
+  const text = source.kind === 'env' && typeof value === 'string' ? value.trim() : value;
+  if (typeof text !== 'string' || !(STRATEGIES as readonly string[]).includes(text)) {
+    throw invalid(source, value, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`, TypeError);
+  }
+  return text as Strategy;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Options with precedence: explicit option > env var > default. Every value is
+ * checked before anything starts; errors name the option or env var and value.
+ */
+export function resolveOptions(options: unknown = {}, env: Env = process.env, extraKeys: readonly string[] = []): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw pulseError(TypeError, 'ERR_PULSE_INVALID_OPTION', `options must be an object, got ${show(options)}`, {
+      value: options,
+    });
+  }
+  const given = options as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!KNOWN.has(key) && !extraKeys.includes(key)) {
+      throw pulseError(TypeError, 'ERR_PULSE_INVALID_OPTION', `unknown option "${key}" (known: ${[...KNOWN, ...extraKeys].join(', ')})`, {
+        option: key,
+        value: given[key],
+      });
+    }
+  }
+  const opt = (name: string): Source => ({ kind: 'option', name });
+  const fromEnv = (name: string): Source => ({ kind: 'env', name });
+  const has = (key: string) => given[key] !== undefined;
+
+  let file: string;
+  if (has('file')) file = checkFile(given.file, opt('file'));
+  else if (env[ENV.file] !== undefined) file = checkFile(env[ENV.file], fromEnv(ENV.file));
+  else file = DEFAULTS.file;
+
+  let interval: number;
+  if (has('interval')) interval = checkSeconds(given.interval, opt('interval'), false);
+  else if (env[ENV.interval] !== undefined) interval = parseSeconds(env[ENV.interval] as string, fromEnv(ENV.interval), false);
+  else interval = DEFAULTS.interval;
+
+  let maxStall: number;
+  if (has('maxStall')) maxStall = checkSeconds(given.maxStall, opt('maxStall'), true);
+  else if (env[ENV.maxStall] !== undefined) maxStall = parseSeconds(env[ENV.maxStall] as string, fromEnv(ENV.maxStall), true);
+  else maxStall = interval;
+
+  let strategy: Strategy;
+  if (has('strategy')) strategy = checkStrategy(given.strategy, opt('strategy'));
+  else if (env[ENV.strategy] !== undefined) strategy = checkStrategy(env[ENV.strategy], fromEnv(ENV.strategy));
+  else strategy = DEFAULTS.strategy;
+
+  if (has('removeOnStop') && typeof given.removeOnStop !== 'boolean') {
+    throw invalid(opt('removeOnStop'), given.removeOnStop, 'a boolean', TypeError);
+  }
+  const removeOnStop = given.removeOnStop === true;
+
+  return { file, interval, maxStall, strategy, removeOnStop };
+}
+
+/** How often the loop is asked to answer: at least every min(1 s, maxStall / 4). */
+export function pingIntervalMs(maxStall: number): number {
+  return Math.max(1, Math.min(1000, (maxStall * 1000) / 4));
+}

@@ -1,0 +1,60 @@
+import * as os from 'node:os';
+import type { Strategy } from './options';
+import type { FileOpName } from './native';
+
+export interface PulseLastError {
+  /** errno name (e.g. "EACCES"), or "ENOTREG" when something other than a regular file is in the way. */
+  code: string;
+  message: string;
+  at: Date;
+}
+
+export interface PulseStatus {
+  running: boolean;
+  strategy: Exclude<Strategy, 'auto'>;
+  file: string;
+  interval: number;
+  maxStall: number;
+  pid: number;
+  threadId: number;
+  startedAt: Date;
+  /** Successful touches, the synchronous first beat included. */
+  beats: number;
+  lastBeatAt: Date | null;
+  /** Deadlines skipped because the event loop was silent for longer than maxStall. */
+  withheld: number;
+  stalled: boolean;
+  /** Time since the loop last answered, as the heartbeat thread sees it. */
+  loopSilentMs: number;
+  /** Failed file operations since start. */
+  errors: number;
+  lastError: PulseLastError | null;
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
+);
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+}
+
+/** A sentence for a failed file operation; `code` is the errno name (or ENOTREG). */
+export function describeFileFault(file: string, errno: number, op: FileOpName): { code: string; message: string } {
+  if (op === 'not-regular') {
+    return { code: 'ENOTREG', message: `"${file}" is not a regular file (ENOTREG)` };
+  }
+  const code = errnoName(errno);
+  const what: Record<string, string> = {
+    ELOOP: 'is a symbolic link, and links are never followed',
+    EISDIR: 'is a directory',
+    EACCES: 'is not writable (permission denied)',
+    EPERM: 'is not writable (operation not permitted)',
+    EROFS: 'is on a read-only file system',
+    ENOENT: 'has a missing parent directory',
+    ENOTDIR: 'has a parent that is not a directory',
+    ENOSPC: 'is on a full file system',
+  };
+  const reason = what[code] ?? 'cannot be written';
+  return { code, message: `"${file}" ${reason} (${code} during ${op})` };
+}
