@@ -1,0 +1,118 @@
+'use strict';
+// Shared test helpers. Tests run against the strategy named by
+// PULSE_TEST_STRATEGY (default: native), so one suite covers both.
+const assert = require('node:assert/strict');
+const { spawnSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const PKG = path.join(__dirname, '..');
+const STRATEGY = process.env.PULSE_TEST_STRATEGY || 'native';
+const pulse = require(PKG);
+
+/** start() with the strategy under test. */
+function startPulse(options = {}) {
+  return pulse.start({ strategy: STRATEGY, ...options });
+}
+
+/** A fresh directory removed when the test ends. */
+function tmpDir(t, prefix = 'pulse-test-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o755);
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Keeps the event loop busy (no timers, no I/O callbacks) for `ms`. */
+function blockFor(ms, onSpin) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) if (onSpin) onSpin();
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(predicate, timeoutMs = 5000, stepMs = 10) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = predicate();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms: ${predicate}`);
+    await sleep(stepMs);
+  }
+}
+
+function threadCount() {
+  return fs.readdirSync('/proc/self/task').length;
+}
+
+function mtimeMs(file) {
+  return fs.statSync(file).mtimeMs;
+}
+
+/** Source of a child script that loads this package as `pulse`. */
+function childPrelude() {
+  return `const pulse = require(${JSON.stringify(PKG)});\n` +
+    `const STRATEGY = ${JSON.stringify(STRATEGY)};\n`;
+}
+
+/** Runs `source` (CommonJS) in a fresh node process. */
+function runChild(source, { env = {}, timeout = 30000, uid, gid, args = [], cwd } = {}) {
+  const result = spawnSync(process.execPath, [...args, '-e', childPrelude() + source], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout,
+    uid,
+    gid,
+    cwd,
+  });
+  if (result.error) throw result.error;
+  return result;
+}
+
+/** Like runChild, but asynchronous: resolves with {status, signal, stdout, stderr}. */
+function runChildAsync(source, { env = {}, timeout = 30000, args = [] } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...args, '-e', childPrelude() + source], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Asserts a child ended with `code` and no signal, showing its output if not. */
+function assertExit(result, code) {
+  assert.equal(result.signal, null, `child killed by ${result.signal}\n${result.stderr}`);
+  assert.equal(result.status, code, `child exit ${result.status}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+}
+
+function readRecord(file) {
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+module.exports = {
+  PKG,
+  STRATEGY,
+  pulse,
+  startPulse,
+  tmpDir,
+  blockFor,
+  sleep,
+  waitFor,
+  threadCount,
+  mtimeMs,
+  runChild,
+  runChildAsync,
+  assertExit,
+  readRecord,
+};
