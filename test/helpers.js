@@ -96,6 +96,24 @@ function assertExit(result, code) {
   assert.equal(result.status, code, `child exit ${result.status}, expected ${code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
 }
 
+/** Runs fn with env vars set (undefined deletes), restoring them afterwards. */
+function withEnv(vars, fn) {
+  const saved = {};
+  for (const [key, value] of Object.entries(vars)) {
+    saved[key] = process.env[key];
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
 function readRecord(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
@@ -115,4 +133,24 @@ module.exports = {
   runChildAsync,
   assertExit,
   readRecord,
+  withEnv,
 };
+
+/**
+ * A world-readable copy of the package (dist, prebuilds, loader) for children
+ * run as an unprivileged user: the checkout itself may sit in a private folder.
+ */
+function publicPackageCopy(t) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-pkg-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  for (const entry of ['package.json', 'dist', 'prebuilds', 'node_modules/node-gyp-build']) {
+    fs.cpSync(path.join(PKG, entry), path.join(root, entry), { recursive: true });
+  }
+  const open = (p) => {
+    fs.chmodSync(p, fs.statSync(p).isDirectory() ? 0o755 : 0o644);
+    if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) open(path.join(p, e));
+  };
+  open(root);
+  return root;
+}
+module.exports.publicPackageCopy = publicPackageCopy;

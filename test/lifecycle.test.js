@@ -1,0 +1,144 @@
+'use strict';
+// Lifecycle: stop() is fast and final; the thread never keeps a process
+// alive; every way a process or worker ends is clean (checked in children).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { startPulse, tmpDir, sleep, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
+
+test('stop() returns well under a millisecond with interval 3600 s, and is final', async (t) => {
+  const dir = tmpDir(t);
+  const times = [];
+  for (let i = 0; i < 50; i++) {
+    const pulse = startPulse({ file: path.join(dir, `h${i}`), interval: 3600 });
+    const t0 = process.hrtime.bigint();
+    pulse.stop();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    pulse.stop(); // idempotent
+    assert.equal(pulse.status().running, false);
+  }
+  times.sort((a, b) => a - b);
+  assert.ok(times[25] < 1, `median stop() ${times[25].toFixed(3)} ms`);
+
+  const file = path.join(dir, 'fast');
+  const pulse = startPulse({ file, interval: 0.02, maxStall: 5 });
+  await sleep(100);
+  pulse.stop();
+  const { beats } = pulse.status();
+  const mtime = fs.statSync(file).mtimeMs;
+  await sleep(200);
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'no beat after stop()');
+  assert.equal(pulse.status().beats, beats);
+  const record = readRecord(file);
+  assert.equal(record.state, 'stopped');
+  assert.ok(Date.now() - fs.statSync(file).mtimeMs >= 150, 'the stopped record did not refresh the mtime');
+});
+
+test('removeOnStop unlinks the file', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const pulse = startPulse({ file, interval: 60, removeOnStop: true });
+  assert.ok(fs.existsSync(file));
+  pulse.stop();
+  assert.equal(fs.existsSync(file), false);
+});
+
+test('2000 start/stop cycles leave no thread behind', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const baseline = threadCount();
+  for (let i = 0; i < 2000; i++) {
+    const pulse = startPulse({ file, interval: 0.5 });
+    pulse.stop();
+  }
+  assert.equal(threadCount(), baseline);
+});
+
+test('a pulse never keeps the process alive: natural exit is prompt and clean', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const t0 = Date.now();
+  const result = runChild(`pulse.start({ file: ${JSON.stringify(file)}, interval: 3600, strategy: STRATEGY });
+    setTimeout(() => console.log('done'), 50);`);
+  assertExit(result, 0);
+  assert.equal(result.stdout.trim(), 'done');
+  assert.ok(Date.now() - t0 < 5000, 'exited promptly');
+});
+
+test('process.exit(3) with a running pulse exits 3, no signal', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const result = runChild(`pulse.start({ file: ${JSON.stringify(file)}, interval: 0.01, maxStall: 5, strategy: STRATEGY });
+    setTimeout(() => process.exit(3), 100);`);
+  assertExit(result, 3);
+});
+
+test('an uncaught exception with a running pulse exits 1, no signal', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const result = runChild(`pulse.start({ file: ${JSON.stringify(file)}, interval: 0.01, maxStall: 5, strategy: STRATEGY });
+    setTimeout(() => { throw new Error('boom'); }, 100);`);
+  assertExit(result, 1);
+  assert.match(result.stderr, /boom/);
+});
+
+test('50 worker threads, each with a pulse, terminated mid-beat: clean exit, records stopped', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const path = require('node:path');
+    const fs = require('node:fs');
+    const dir = ${JSON.stringify(dir)};
+    const baseline = fs.readdirSync('/proc/self/task').length;
+    const source = \`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const pulse = require(\${JSON.stringify(require.resolve(${JSON.stringify(path.join(__dirname, '..'))}))});
+      pulse.start({ file: workerData.file, interval: 0.01, maxStall: 5, strategy: workerData.strategy });
+      parentPort.postMessage('up');
+      setInterval(() => {}, 1000);\`;
+    const workers = [];
+    for (let i = 0; i < 50; i++) {
+      const w = new Worker(source, { eval: true, workerData: { file: path.join(dir, 'w' + i), strategy: STRATEGY } });
+      workers.push(new Promise((resolve, reject) => { w.once('message', () => resolve(w)); w.once('error', reject); }));
+    }
+    Promise.all(workers).then(async (ws) => {
+      await new Promise((r) => setTimeout(r, 100));
+      // Terminate at scattered moments so some land inside a beat.
+      await Promise.all(ws.map((w, i) => new Promise((r) => setTimeout(r, (i * 7) % 23)).then(() => w.terminate())));
+      await new Promise((r) => setTimeout(r, 200));
+      const states = fs.readdirSync(dir).filter((f) => !f.startsWith('.')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')).state);
+      console.log(JSON.stringify({ states, threads: fs.readdirSync('/proc/self/task').length, baseline }));
+    });`, { timeout: 60000 });
+  assertExit(result, 0);
+  const out = JSON.parse(result.stdout);
+  assert.equal(out.states.length, 50);
+  assert.deepEqual([...new Set(out.states)], ['stopped'], 'each cleanup hook stopped its pulse');
+  assert.ok(out.threads <= out.baseline + 2, `threads ${out.threads} vs baseline ${out.baseline}`);
+});
+
+test('a pulse in a worker thread reflects its own worker loop, not the main one', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const dir = ${JSON.stringify(dir)};
+    const main = pulse.start({ file: path.join(dir, 'main'), interval: 0.05, maxStall: 0.3, strategy: STRATEGY });
+    const w = new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const pulse = require(workerData.pkg);
+      const p = pulse.start({ file: workerData.file, interval: 0.05, maxStall: 0.3, strategy: workerData.strategy });
+      parentPort.on('message', () => { const end = Date.now() + 1200; while (Date.now() < end); parentPort.postMessage(p.status()); });
+      parentPort.postMessage('up');\`, { eval: true, workerData: { pkg: ${JSON.stringify(path.join(__dirname, '..'))}, file: path.join(dir, 'worker'), strategy: STRATEGY } });
+    w.once('message', () => {
+      w.postMessage('block');
+      setTimeout(() => {
+        const age = (f) => Date.now() - fs.statSync(path.join(dir, f)).mtimeMs;
+        const snapshot = { main: age('main'), worker: age('worker'), record: JSON.parse(fs.readFileSync(path.join(dir, 'worker'), 'utf8')).state };
+        w.once('message', (status) => { console.log(JSON.stringify({ ...snapshot, workerWithheld: status.withheld, mainWithheld: main.status().withheld })); main.stop(); w.terminate(); });
+      }, 1000);
+    });`, { timeout: 30000 });
+  assertExit(result, 0);
+  const out = JSON.parse(result.stdout);
+  assert.ok(out.main < 200, `main file age ${out.main} ms`);
+  assert.ok(out.worker > 400, `worker file age ${out.worker} ms`);
+  assert.equal(out.record, 'stalled');
+  assert.ok(out.workerWithheld > 0);
+  assert.equal(out.mainWithheld, 0);
+});
