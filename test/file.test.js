@@ -64,10 +64,9 @@ test('an unwritable directory is refused (as an unprivileged user)', (t) => {
   ];
   for (const [file, code] of cases) {
     const result = runChild(
-      `const p = require(${JSON.stringify(pkg)});
-       try { p.start({ file: ${JSON.stringify(file)}, strategy: STRATEGY }); console.log('started'); }
+      `try { pulse.start({ file: ${JSON.stringify(file)}, strategy: STRATEGY }); console.log('started'); }
        catch (e) { console.log(JSON.stringify({ code: e.code, syscallCode: e.syscallCode, message: e.message })); }`,
-      { uid: 65534, gid: 65534, cwd: '/' },
+      { uid: 65534, gid: 65534, cwd: '/', pkg },
     );
     assertExit(result, 0);
     const out = JSON.parse(result.stdout);

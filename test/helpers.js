@@ -51,14 +51,14 @@ function mtimeMs(file) {
 }
 
 /** Source of a child script that loads this package as `pulse`. */
-function childPrelude() {
-  return `const pulse = require(${JSON.stringify(PKG)});\n` +
+function childPrelude(pkg = PKG) {
+  return `const pulse = require(${JSON.stringify(pkg)});\n` +
     `const STRATEGY = ${JSON.stringify(STRATEGY)};\n`;
 }
 
 /** Runs `source` (CommonJS) in a fresh node process. */
-function runChild(source, { env = {}, timeout = 30000, uid, gid, args = [], cwd } = {}) {
-  const result = spawnSync(process.execPath, [...args, '-e', childPrelude() + source], {
+function runChild(source, { env = {}, timeout = 30000, uid, gid, args = [], cwd, pkg } = {}) {
+  const result = spawnSync(process.execPath, [...args, '-e', childPrelude(pkg) + source], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     timeout,
