@@ -139,7 +139,10 @@ function explain(ok: boolean, ageMs: number, maxAgeMs: number, record: PulseReco
       return ['stopped', `the pulse was ${message}${paren}`];
     }
     case 'running': {
-      if (ok) return ['running', `running${paren}`];
+      if (ok) {
+        const note = typeof record.message === 'string' && record.message !== 'started' ? `: ${record.message}` : '';
+        return ['running', `running${note}${paren}`];
+      }
       // The record says running but no beat came: the thread could not write,
       // or the process was frozen (SIGSTOP) or killed without a chance to say so.
       return [
