@@ -24,6 +24,8 @@ function cleanEnv(extra = {}) {
   env.npm_config_update_notifier = 'false';
   env.npm_config_fund = 'false';
   env.npm_config_audit = 'false';
+  // `#!/usr/bin/env node` and `node` in README commands find this node first.
+  env.PATH = [path.dirname(process.execPath), env.PATH].filter(Boolean).join(path.delimiter);
   return { ...env, ...extra };
 }
 
