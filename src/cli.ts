@@ -52,7 +52,8 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
     const eq = arg.indexOf('=');
     const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
     if (!flags.includes(name)) {
-      throw new UsageError(arg.startsWith('-') ? `unknown option ${JSON.stringify(name)}` : `unexpected argument ${JSON.stringify(arg)}`);
+      const what = arg.startsWith('-') ? `unknown option ${JSON.stringify(name)}` : `unexpected argument ${JSON.stringify(arg)}`;
+      throw new UsageError(what);
     }
     if (name === '--json') {
       if (eq > 0) throw new UsageError('--json takes no value');
@@ -77,7 +78,9 @@ function settings(args: Args): { file: string; maxAgeMs: number } {
   const resolved = resolveOptions({}, process.env);
   const file = args.file !== undefined ? checkFile(args.file, { kind: 'option', name: '--file' }) : resolved.file;
   const maxAge =
-    args.maxAge !== undefined ? parseSeconds(args.maxAge, { kind: 'option', name: '--max-age' }, false) : 2 * resolved.interval;
+    args.maxAge !== undefined
+      ? parseSeconds(args.maxAge, { kind: 'option', name: '--max-age' }, false)
+      : 2 * resolved.interval;
   return { file, maxAgeMs: Math.round(maxAge * 1000) };
 }
 
@@ -107,7 +110,7 @@ function statusText(r: ProbeResult, now: number): string {
     ['why', r.reason],
   ];
   const rec = r.record;
-  if (r.mtime !== null) rows.push(['mtime', `${r.mtime} (the last beat)`]);
+  if (r.mtime !== null) rows.push(['mtime', rec ? `${r.mtime} (the last beat)` : r.mtime]);
   if (rec) {
     const when = (iso: unknown) => {
       if (typeof iso !== 'string') return 'never';
@@ -116,11 +119,14 @@ function statusText(r: ProbeResult, now: number): string {
     };
     rows.push(['state', `${String(rec.state)}: ${String(rec.message ?? '')}`]);
     if (rec.stalledSince !== undefined) rows.push(['stalled', `since ${when(rec.stalledSince)}`]);
-    if (rec.state === 'stalled' && typeof rec.loopSilentMs === 'number') rows.push(['loop silent', `${seconds(rec.loopSilentMs)} when the record was written`]);
+    if (rec.state === 'stalled' && typeof rec.loopSilentMs === 'number') {
+      rows.push(['loop silent', `${seconds(rec.loopSilentMs)} when the record was written`]);
+    }
     rows.push(['written', when(rec.updatedAt)]);
     rows.push(['started', when(rec.startedAt)]);
     const host = typeof rec.hostname === 'string' ? ` on ${rec.hostname}` : '';
-    rows.push(['process', `pid ${String(rec.pid)}${host}, thread ${String(rec.threadId)}, strategy ${String(rec.strategy)}`]);
+    const thread = `thread ${String(rec.threadId)}, strategy ${String(rec.strategy)}`;
+    rows.push(['process', `pid ${String(rec.pid)}${host}, ${thread}`]);
     rows.push(['settings', `interval ${String(rec.interval)} s, maxStall ${String(rec.maxStall)} s`]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -118,7 +118,13 @@ function writer(record: PulseRecord): string {
   return text;
 }
 
-function explain(ok: boolean, ageMs: number, maxAgeMs: number, record: PulseRecord | null, now: number): [ProbeState, string] {
+function explain(
+  ok: boolean,
+  ageMs: number,
+  maxAgeMs: number,
+  record: PulseRecord | null,
+  now: number,
+): [ProbeState, string] {
   if (record === null) {
     return ['no-record', 'the file holds no pulse record (it was not written by celery-pulse-native, or was emptied)'];
   }
@@ -147,7 +153,8 @@ function explain(ok: boolean, ageMs: number, maxAgeMs: number, record: PulseReco
       // or the process was frozen (SIGSTOP) or killed without a chance to say so.
       return [
         'running',
-        `the record says running, but no beat for ${seconds(ageMs)}: the process was killed or frozen, or cannot write the file${paren}`,
+        `the record says running, but no beat for ${seconds(ageMs)}: ` +
+          `the process was killed or frozen, or cannot write the file${paren}`,
       ];
     }
     default:
