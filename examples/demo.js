@@ -64,8 +64,8 @@ out('A worker starts with a pulse and no heartbeat code of its own:');
 out(cyan(`  CELERY_PULSE_HEALTHCHECK_FILE=${file} \\`));
 out(cyan(`  CELERY_PULSE_HEARTBEAT_INTERVAL=${INTERVAL} CELERY_PULSE_MAX_STALL=${MAX_STALL} \\`));
 out(cyan('  node --require celery-pulse-native/register examples/demo-worker.js'));
-out(`Every ${PROBE_EVERY_MS / 1000} s the demo runs the probe an orchestrator would run:`);
-out(cyan(`  celery-pulse-native check --file ${file} --max-age ${MAX_AGE}`));
+out(`Every ${PROBE_EVERY_MS / 1000} s it runs the probe an orchestrator would (--json fills the table):`);
+out(cyan(`  celery-pulse-native check --file ${file} --max-age ${MAX_AGE} --json`));
 out(dim(`The heartbeat thread touches the file every ${INTERVAL} s while the event loop has answered`));
 out(dim(`within the last ${MAX_STALL} s; the probe passes while the file is at most ${MAX_AGE} s old.`));
 
