@@ -26,11 +26,12 @@ function touchAgo(file, ago) {
   assert.equal(result.status, 0, result.stderr);
 }
 
-/** Output lines compared by shape: times, numbers and the host name vary. */
+/** Output lines compared by shape: times, numbers, the host name and the strategy under test vary. */
 function shape(line) {
   return line
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<time>')
     .replace(/ on [\w.-]+, thread/g, ' on <host>, thread')
+    .replace(/strategy \w+/g, 'strategy <strategy>')
     .replace(/\d+(\.\d+)?/g, '<n>')
     .replace(/\s+/g, ' ')
     .trim();
