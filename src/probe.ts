@@ -79,14 +79,15 @@ function fileKind(stat: fs.Stats): string {
 /**
  * Reads the record of a regular file without following a link: O_NOFOLLOW,
  * O_NONBLOCK (a FIFO swapped in cannot hang the probe) and the same inode as
- * the lstat. Returns null when there is no parsable record.
+ * the lstat. Returns null when there is no parsable record, or the errno code
+ * when the file cannot be opened (its mtime still decides).
  */
-function readRecord(file: string, stat: fs.Stats): PulseRecord | null {
+function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch {
-    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? 'EIO';
   }
   try {
     const again = fs.fstatSync(fd);
@@ -122,9 +123,10 @@ function explain(
   ok: boolean,
   ageMs: number,
   maxAgeMs: number,
-  record: PulseRecord | null,
+  record: PulseRecord | string | null,
   now: number,
 ): [ProbeState, string] {
+  if (typeof record === 'string') return ['no-record', `the record cannot be read (${record}); the mtime alone decides`];
   if (record === null) {
     return ['no-record', 'the file holds no pulse record (it was not written by celery-pulse-native, or was emptied)'];
   }
@@ -195,5 +197,6 @@ export function probe(file: string, maxAgeMs: number, now = Date.now()): ProbeRe
   const ok = ageMs <= maxAgeMs;
   const record = readRecord(file, stat);
   const [state, reason] = explain(ok, ageMs, maxAgeMs, record, now);
-  return result(ok, state, reason, { ageMs, mtime: stat.mtime.toISOString(), record });
+  const parsed = typeof record === 'string' ? null : record;
+  return result(ok, state, reason, { ageMs, mtime: stat.mtime.toISOString(), record: parsed });
 }

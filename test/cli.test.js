@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, tmpDir, runChild, assertExit } = require('./helpers');
+const { PKG, tmpDir, runChild, assertExit, publicPackageCopy } = require('./helpers');
 const { BIN, cli, cleanEnv } = require('./sandbox');
 
 const USAGE_LINE = 'usage: celery-pulse-native check [--file F] [--max-age S] [--json]';
@@ -186,6 +186,17 @@ test('the line names the file, its age, the threshold and what the record says',
   const future = await cli(['check', '--file', file]);
   assertExit(future, 0);
   assert.match(future.stdout, /mtime in the future/);
+});
+
+test('a record the probe may not read: the mtime alone decides, and the line says why', { skip: process.getuid?.() !== 0 && 'needs root to run as another user' }, (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  fs.writeFileSync(file, '{"state":"running"}\n', { mode: 0o600 });
+  const copy = publicPackageCopy(t);
+  const main = `process.exitCode = require(${JSON.stringify(path.join(copy, 'dist', 'cli.js'))}).main(['check', '--file', ${JSON.stringify(file)}]);`;
+  const result = spawnSync(process.execPath, ['-e', main], { encoding: 'utf8', env: cleanEnv(), uid: 65534, gid: 65534 });
+  assertExit(result, 0);
+  assert.match(result.stdout, /^fresh: .*: the record cannot be read \(EACCES\); the mtime alone decides\n$/);
 });
 
 test('--json prints one object with the verdict and the parsed record', async (t) => {
