@@ -80,3 +80,17 @@ test('formatting', () => {
   assert.equal(stats.fmtRatio(1.004), '+0.4 %');
   assert.equal(stats.fmtRatio(0.98), '−2.0 %');
 });
+
+test('strace -c summaries are read per syscall', () => {
+  const { parseStraceSummary } = require('../bench/measures/syscalls');
+  const text = [
+    '% time     seconds  usecs/call     calls    errors syscall',
+    '------ ----------- ----------- --------- --------- ----------------',
+    ' 61.20    0.004100           3      1052           utimensat',
+    ' 30.00    0.002000           1      2104        12 futex',
+    '  8.80    0.000590         295         2         1 openat',
+    '------ ----------- ----------- --------- --------- ----------------',
+    '100.00    0.006690           2      3158        13 total',
+  ].join('\n');
+  assert.deepEqual(parseStraceSummary(text), { utimensat: 1052, futex: 2104, openat: 2 });
+});
