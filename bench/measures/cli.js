@@ -7,8 +7,21 @@ const { timeCommand, tempDir } = require('../lib/proc');
 const { PKG } = require('../lib/contenders');
 const { median, percentile, verdict, fmtMs } = require('../lib/stats');
 
-const CLI = path.join(PKG, 'dist', 'cli.js');
 const RATIO = 1.5;
+
+/** The command a probe runs: the package's bin entry for the CLI, when built. */
+function cliEntry() {
+  let bin = null;
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(PKG, 'package.json'), 'utf8'));
+    const entry = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin && Object.values(pkg.bin)[0];
+    if (entry) bin = path.join(PKG, entry);
+  } catch {
+    // no package.json bin: fall through
+  }
+  if (!fs.existsSync(path.join(PKG, 'dist', 'cli.js'))) return null;
+  return bin && fs.existsSync(bin) ? bin : path.join(PKG, 'dist', 'cli.js');
+}
 
 async function cli(ctx) {
   const row = (cells, v, note) => ({
@@ -19,11 +32,12 @@ async function cli(ctx) {
     verdict: v,
     note,
   });
-  if (!fs.existsSync(CLI)) {
+  const CLI = cliEntry();
+  if (!CLI) {
     ctx.log('6. check CLI: pending (dist/cli.js is not built on this branch)');
     return { rows: [row({ native: 'pending' }, 'pending', 'dist/cli.js does not exist yet')], data: { pending: true } };
   }
-  const rounds = ctx.quick ? 5 : 15;
+  const rounds = ctx.quick ? 5 : 20;
   const dir = tempDir('cli');
   const file = path.join(dir, 'healthcheck');
   const pulse = require(PKG).start({ file, interval: 1, maxStall: Infinity });
@@ -32,7 +46,7 @@ async function cli(ctx) {
     check: [process.execPath, [CLI, 'check', '--file', file, '--max-age', '10']],
     shell: ['sh', ['-c', `[ $(($(date +%s) - $(stat -c %Y "${file}"))) -lt 10 ]`]],
   };
-  ctx.log(`6. check CLI: ${rounds} rounds of ${Object.keys(arms).join(', ')}`);
+  ctx.log(`6. check CLI (${path.relative(PKG, CLI)}): ${rounds} rounds of ${Object.keys(arms).join(', ')}`);
   const times = { bare: [], check: [], shell: [] };
   const failures = [];
   const keys = Object.keys(arms);
@@ -52,13 +66,13 @@ async function cli(ctx) {
   ctx.log(`  node -e 0 ${fmtMs(m.bare)}, check ${fmtMs(m.check)} (${ratio.toFixed(2)}×), shell probe ${fmtMs(m.shell)}`);
   if (failures.length) ctx.log(`  failures: ${failures.slice(0, 3).join('; ')}`);
   const cells = {
-    native: `${fmtMs(m.check)} (${ratio.toFixed(2)}×; p90 ${fmtMs(percentile(times.check, 90))})`,
+    native: `${fmtMs(m.check)} (${ratio.toFixed(2)}×, ${m.check - m.bare >= 0 ? '+' : '−'}${fmtMs(Math.abs(m.check - m.bare))}; p90 ${fmtMs(percentile(times.check, 90))})`,
     plain: `shell stat probe ${fmtMs(m.shell)}`,
   };
   const v = failures.some((f) => f.startsWith('check')) ? 'MISS' : verdict(ratio, { op: '<=', limit: RATIO });
   return {
-    rows: [row(cells, v, `node -e 0: ${fmtMs(m.bare)}${failures.length ? `; failures: ${failures[0]}` : ''}`)],
-    data: { rounds, times, median: m, ratio, failures },
+    rows: [row(cells, v, `node -e 0: ${fmtMs(m.bare)}; the command timed is \`node ${path.relative(PKG, CLI)} check --file F --max-age 10\` on a fresh file${failures.length ? `; failures: ${failures[0]}` : ''}`)],
+    data: { rounds, command: path.relative(PKG, CLI), times, median: m, ratio, failures },
   };
 }
 
