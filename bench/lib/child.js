@@ -45,10 +45,13 @@ function mtimeMs(file) {
   }
 }
 
-/** CPU time (ns) the main thread (tid = pid) has run, from the scheduler. */
+/** CPU time (ns) the main thread (tid = pid) has run, from the scheduler; NaN where the kernel does not say. */
 function mainThreadCpuNs() {
-  const text = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8');
-  return Number(text.split(' ')[0]);
+  try {
+    return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
 }
 
 /** Ids of this process's threads. */
