@@ -59,7 +59,7 @@ function timelineSvg({ title, blockMs, rows, footer, fromMs = -400, toMs = block
     out.push(`<line x1="${tx}" y1="${axisY}" x2="${tx}" y2="${axisY + 5}" stroke="#333"/>`);
     out.push(`<text x="${tx}" y="${axisY + 19}" text-anchor="middle" fill="#333" font-size="11">${(t / 1000).toFixed(1)} s</text>`);
   }
-  out.push(`<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle" fill="#555" font-size="11">time since the loop was blocked (each tick: a new mtime seen by polling stat() inside the blocked process)</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${axisY + 36}" text-anchor="middle" fill="#555" font-size="11">time since the loop was blocked; each tick is a new mtime seen by polling stat() inside the blocked process (per row, the run with the largest gap)</text>`);
   if (footer) out.push(`<text x="${W - 10}" y="${H - 8}" text-anchor="end" fill="#888" font-size="10">${esc(footer)}</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
@@ -68,8 +68,14 @@ function timelineSvg({ title, blockMs, rows, footer, fromMs = -400, toMs = block
 /** The chart's rows from the punctuality measure's data. */
 function punctualityRows(data, workerPending) {
   const p = data.pooled;
-  const summary = (x) =>
-    x && !x.error ? [`${x.insideMedian} beats while blocked`, `max gap ${fmtMs(x.maxGap)}`] : ['error'];
+  // The chart shows, per row, the run with the largest gap.
+  const summary = (x) => {
+    if (!x || x.error) return ['error'];
+    const w = x.worst ?? { maxGap: x.maxGap, inside: x.insideMedian, unobserved: 0 };
+    const lines = [`${w.inside} beats while blocked`, `max gap ${fmtMs(w.maxGap)}`];
+    if (w.unobserved) lines.push(`(${w.unobserved} not seen by the poller)`);
+    return lines;
+  };
   const rows = [
     { label: 'native', sublabel: `strategy 'native', maxStall ${data.maxStall} s`, color: '#1a7f37', beats: p.native?.timeline, summary: summary(p.native) },
     {
@@ -97,7 +103,7 @@ function punctualityRows(data, workerPending) {
       sublabel: `maxStall ${data.gate.maxStall} s: beats withheld`,
       color: '#8250df',
       beats: data.gate.timeline,
-      summary: [`${data.gate.insideMedian} beats while blocked`, `${data.gate.withheld} deadlines withheld`],
+      summary: [`${data.gate.worst?.inside ?? data.gate.insideMedian} beats while blocked`, `${data.gate.withheld} deadlines withheld`],
     });
   }
   return rows;
