@@ -5,6 +5,7 @@ export type PulseErrorCode =
   | 'ERR_PULSE_INVALID_APP'
   | 'ERR_PULSE_FILE'
   | 'ERR_PULSE_FILE_IN_USE'
+  | 'ERR_PULSE_TOO_MANY'
   | 'ERR_PULSE_NATIVE_UNAVAILABLE';
 
 export type PulseError<E extends Error = Error> = E & { code: PulseErrorCode };

@@ -1,7 +1,7 @@
 import { pulseError, show } from './errors';
-import { loadNative } from './native';
 import { parseSeconds, checkFile, checkSeconds, resolveOptions, type PulseOptions, type Source } from './options';
-import { NativePulse, type Pulse } from './pulse';
+import type { Pulse } from './pulse';
+import { startStrategy } from './strategy';
 
 export type { PulseOptions, Strategy } from './options';
 export type { Pulse } from './pulse';
@@ -15,11 +15,7 @@ export type { PulseErrorCode, PulseError } from './errors';
  * and a coded Error when the first beat cannot be written.
  */
 export function start(options?: PulseOptions): Pulse {
-  const resolved = resolveOptions(options);
-  if (resolved.strategy === 'worker') {
-    throw pulseError(Error, 'ERR_PULSE_NATIVE_UNAVAILABLE', 'the "worker" strategy is not available in this build');
-  }
-  return new NativePulse(loadNative(), resolved);
+  return startStrategy(resolveOptions(options));
 }
 
 /** A Celery-style app: settings live in `app.conf`. */

@@ -30,6 +30,13 @@ export interface NativeBinding {
 /** Package root: the folder holding binding.gyp and prebuilds/. */
 export const PACKAGE_ROOT = path.join(__dirname, '..');
 
+/**
+ * Test hook, not a setting: load the addon from this folder instead of the
+ * package. The tests point it at a folder with no build to make the addon
+ * unloadable and exercise the fallback.
+ */
+export const TEST_NATIVE_PATH_ENV = 'CELERY_PULSE_TEST_NATIVE_PATH';
+
 let loaded: { binding: NativeBinding } | { error: unknown } | undefined;
 
 /** Loads the addon once per environment (prebuild first, then a local build). */
@@ -38,7 +45,7 @@ export function loadNative(): NativeBinding {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-      loaded = { binding: load(PACKAGE_ROOT) };
+      loaded = { binding: load(process.env[TEST_NATIVE_PATH_ENV] || PACKAGE_ROOT) };
     } catch (error) {
       loaded = { error };
     }

@@ -103,6 +103,14 @@ export class NativePulse implements Pulse {
   }
 }
 
+export function trackPulse(pulse: Pulse): void {
+  active.add(pulse);
+}
+
+export function untrackPulse(pulse: Pulse): void {
+  active.delete(pulse);
+}
+
 /** Pulses started in this environment and not yet stopped. */
 export function activePulses(): readonly Pulse[] {
   return [...active];

@@ -1,0 +1,54 @@
+// The memory a worker-strategy pulse shares between its owner (the thread that
+// called start()) and its heartbeat thread. Every access is an Atomics
+// operation; times are BigInt nanoseconds (monotonic) or milliseconds (wall).
+
+// BigInt64 words.
+export const ANSWER_NS = 0; // monotonic ns of the loop's last answer; owner writes, thread reads
+export const BEATS = 1; // successful touches; thread writes (owner before it starts)
+export const WITHHELD = 2; // deadlines skipped by the gate; thread writes
+export const ERRORS = 3; // failed file operations; thread writes
+export const LAST_BEAT_MS = 4; // wall ms of the last beat; thread writes (owner before it starts)
+export const ERROR_MS = 5; // wall ms of the last fault; thread writes
+const I64_WORDS = 6;
+
+// Int32 words, after the BigInt64 ones.
+export const RUN = 0; // RunState: the stop handshake
+export const STALLED = 1; // 1 from the first withheld deadline until the loop answers; thread writes
+export const ERRNO = 2; // last fault's errno, 0 = none (cleared by the next success); thread writes
+export const ERROR_OP = 3; // last fault's FILE_OPS index; thread writes
+const I32_WORDS = 4;
+
+/**
+ * The thread takes IDLE -> BUSY before touching the file and BUSY -> IDLE
+ * after; stop() takes IDLE -> STOPPED, waiting out a BUSY. Once STOPPED the
+ * thread's next compare-exchange fails and it exits without another file
+ * operation, so stop() can return without waiting for the thread to end.
+ */
+export const RunState = { idle: 0, busy: 1, stopped: 2 } as const;
+
+export interface StateViews {
+  i64: BigInt64Array;
+  i32: Int32Array;
+}
+
+export function createState(): SharedArrayBuffer {
+  return new SharedArrayBuffer(I64_WORDS * 8 + I32_WORDS * 4);
+}
+
+export function views(sab: SharedArrayBuffer): StateViews {
+  return { i64: new BigInt64Array(sab, 0, I64_WORDS), i32: new Int32Array(sab, I64_WORDS * 8, I32_WORDS) };
+}
+
+/** What the heartbeat thread gets as workerData. */
+export interface HeartbeatConfig {
+  file: string;
+  tmp: string;
+  intervalNs: bigint;
+  maxStallNs: bigint; // < 0: the gate is off
+  startNs: bigint; // monotonic time of the first beat; deadline k is start + k * interval
+  staticFields: string;
+  state: SharedArrayBuffer;
+  claims: SharedArrayBuffer;
+  slot: number;
+  gen: number;
+}

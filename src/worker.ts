@@ -1,0 +1,215 @@
+// The worker strategy: the same gated heartbeat as the addon, with a
+// worker_threads Worker as the heartbeat thread. This side runs on the thread
+// that called start(): it performs the first beat, answers the gate's ping,
+// reads status() from shared memory and stops the thread.
+import * as path from 'node:path';
+import { threadId, Worker } from 'node:worker_threads';
+import { claim, type Slot } from './claims';
+import { pulseError } from './errors';
+import { FILE_OPS } from './native';
+import { pingIntervalMs, type ResolvedOptions } from './options';
+import * as pulseFile from './pulse-file';
+import { staticRecordFields, trackPulse, untrackPulse, type Pulse } from './pulse';
+import { iso, record } from './record';
+import { describeFileFault, type PulseLastError, type PulseStatus } from './status';
+import * as S from './worker-state';
+
+const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
+// stop() waits this long for a beat in progress (a hung file system) before it
+// terminates the thread instead.
+const STOP_WAIT_MS = 1000;
+
+// Temporary file names carry the threadId, so a per-thread counter makes them
+// unique in the process.
+let tmpCount = 0;
+
+// Stopped at 'exit' (natural end, process.exit(), an uncaught exception) so the
+// file says "stopped", as the addon's environment cleanup hook does.
+const atExit = new Set<() => void>();
+let exitHooked = false;
+function stopAllAtExit(): void {
+  for (const stop of atExit) stop();
+}
+
+function fileError(file: string, failure: pulseFile.FileResult): Error {
+  const fault = describeFileFault(file, failure.err, FILE_OPS[failure.op] ?? 'none');
+  return pulseError(Error, 'ERR_PULSE_FILE', `cannot use healthcheck file ${fault.message}`, {
+    path: file,
+    errno: failure.err,
+    syscallCode: fault.code,
+  });
+}
+
+export class WorkerPulse implements Pulse {
+  readonly file: string;
+  readonly #options: ResolvedOptions;
+  readonly #startedAt = new Date();
+  readonly #staticFields: string;
+  readonly #state = S.createState();
+  readonly #i64: BigInt64Array;
+  readonly #i32: Int32Array;
+  readonly #slot: Slot;
+  readonly #tmp: string; // this thread's record writes; the heartbeat thread has its own
+  readonly #worker: Worker;
+  #ping: NodeJS.Timeout | undefined;
+  #threadError: PulseLastError | null = null;
+  readonly #atExit = () => this.#stop(false);
+
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    const file = (this.file = options.file);
+    ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
+    this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt);
+
+    let result = pulseFile.makeParents(file);
+    if (result.err !== 0) throw fileError(file, result);
+    const canonical = pulseFile.canonicalKey(file);
+    if ('failure' in canonical) throw fileError(file, canonical.failure);
+    const claimed = claim(canonical.key);
+    if ('inUse' in claimed) {
+      throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${file}" is already pulsed by this process; stop that pulse first`, {
+        path: file,
+      });
+    }
+    if ('full' in claimed) {
+      throw pulseError(Error, 'ERR_PULSE_TOO_MANY', 'too many "worker" strategy pulses in this process; stop some first');
+    }
+    this.#slot = claimed.slot;
+
+    try {
+      this.#tmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+      const threadTmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+      result = pulseFile.inspectTarget(file);
+      const startNs = process.hrtime.bigint();
+      Atomics.store(this.#i64, S.ANSWER_NS, startNs);
+      const wall = Date.now();
+      if (result.err === 0) {
+        const content = record('running', 'started', wall, wall, 0, this.#staticFields);
+        result = pulseFile.writeRecord(file, this.#tmp, content, wall);
+      }
+      if (result.err !== 0) throw fileError(file, result);
+      Atomics.store(this.#i64, S.BEATS, 1n);
+      Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
+
+      const config: S.HeartbeatConfig = {
+        file,
+        tmp: threadTmp,
+        intervalNs: BigInt(Math.round(options.interval * 1e9)),
+        maxStallNs: Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n,
+        startNs,
+        staticFields: this.#staticFields,
+        state: this.#state,
+        claims: this.#slot.sab,
+        slot: this.#slot.index,
+        gen: this.#slot.gen,
+      };
+      // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
+      // run in the heartbeat thread.
+      this.#worker = new Worker(THREAD_SCRIPT, {
+        workerData: config,
+        env: {},
+        execArgv: [],
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
+      });
+    } catch (error) {
+      this.#slot.release();
+      throw error;
+    }
+    this.#worker.unref();
+    this.#worker.on('error', (error: Error & { code?: string }) => {
+      // Only a defect or exhausted resources end the thread early: the file
+      // then goes stale, as it should, and status() says why.
+      this.#threadError = {
+        code: error.code ?? 'EWORKER',
+        message: `the heartbeat thread of "${file}" ended: ${error.message}`,
+        at: new Date(),
+      };
+    });
+
+    const i64 = this.#i64;
+    // The loop's answer: one atomic store of the monotonic time.
+    this.#ping = setInterval(() => Atomics.store(i64, S.ANSWER_NS, process.hrtime.bigint()), pingIntervalMs(options.maxStall));
+    this.#ping.unref();
+    atExit.add(this.#atExit);
+    trackPulse(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on('exit', stopAllAtExit);
+    }
+  }
+
+  status(): PulseStatus {
+    const o = this.#options;
+    const i64 = this.#i64;
+    const errno = Atomics.load(this.#i32, S.ERRNO);
+    const fault =
+      errno !== 0 ? describeFileFault(o.file, errno, FILE_OPS[Atomics.load(this.#i32, S.ERROR_OP)] ?? 'none') : undefined;
+    const lastBeatMs = Number(Atomics.load(i64, S.LAST_BEAT_MS));
+    return {
+      running: this.#ping !== undefined && this.#threadError === null,
+      strategy: 'worker',
+      file: o.file,
+      interval: o.interval,
+      maxStall: o.maxStall,
+      pid: process.pid,
+      threadId,
+      startedAt: this.#startedAt,
+      beats: Number(Atomics.load(i64, S.BEATS)),
+      lastBeatAt: lastBeatMs > 0 ? new Date(lastBeatMs) : null,
+      withheld: Number(Atomics.load(i64, S.WITHHELD)),
+      stalled: Atomics.load(this.#i32, S.STALLED) === 1,
+      loopSilentMs: Number(process.hrtime.bigint() - Atomics.load(i64, S.ANSWER_NS)) / 1e6,
+      errors: Number(Atomics.load(i64, S.ERRORS)),
+      lastError: fault
+        ? { code: fault.code, message: fault.message, at: new Date(Number(Atomics.load(i64, S.ERROR_MS))) }
+        : this.#threadError,
+    };
+  }
+
+  /**
+   * Idempotent. Returns once the heartbeat thread will do no further file
+   * operation: a beat in progress is waited out (up to STOP_WAIT_MS), then
+   * the thread is told to stop and terminated; its OS thread ends shortly
+   * after, on its own, and never keeps the process alive.
+   */
+  stop(): void {
+    this.#stop(this.#options.removeOnStop);
+  }
+
+  #stop(remove: boolean): void {
+    if (this.#ping === undefined) return;
+    clearInterval(this.#ping);
+    this.#ping = undefined;
+    atExit.delete(this.#atExit);
+    untrackPulse(this);
+
+    const i32 = this.#i32;
+    const giveUpAt = performance.now() + STOP_WAIT_MS;
+    for (;;) {
+      const seen = Atomics.compareExchange(i32, S.RUN, S.RunState.idle, S.RunState.stopped);
+      if (seen !== S.RunState.busy) break;
+      const left = giveUpAt - performance.now();
+      if (left <= 0) {
+        // A file operation hangs: the thread's next compare-exchange fails,
+        // and terminate() below stops it at its next call.
+        Atomics.store(i32, S.RUN, S.RunState.stopped);
+        break;
+      }
+      Atomics.wait(i32, S.RUN, S.RunState.busy, left);
+    }
+    this.#slot.wake();
+    this.#worker.terminate().then(undefined, () => undefined);
+
+    const wall = Date.now();
+    if (remove) {
+      pulseFile.remove(this.file);
+    } else {
+      // The mtime stays at the last beat: a stopped process is not fresh.
+      const lastBeat = Number(Atomics.load(this.#i64, S.LAST_BEAT_MS));
+      const silentMs = Number((process.hrtime.bigint() - Atomics.load(this.#i64, S.ANSWER_NS)) / 1_000_000n);
+      const content = record('stopped', `stopped at ${iso(wall)}`, wall, lastBeat, silentMs, this.#staticFields);
+      pulseFile.writeRecord(this.file, this.#tmp, content, lastBeat);
+    }
+    this.#slot.release();
+  }
+}
