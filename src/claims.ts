@@ -60,7 +60,7 @@ const now = () => process.hrtime.bigint();
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms: number) => void Atomics.wait(sleeper, 0, 0, ms);
 
-/** This thread's view of the shared registry, created on first use. */
+/** This thread's view of the shared registry, created if no ancestor made one. */
 export function registry(): SharedArrayBuffer {
   const inherited = getEnvironmentData(ENV_KEY);
   if (inherited instanceof SharedArrayBuffer) return inherited;
@@ -68,6 +68,10 @@ export function registry(): SharedArrayBuffer {
   setEnvironmentData(ENV_KEY, sab);
   return sab;
 }
+
+// At load, not at the first claim: workers started between loading the
+// package and starting a pulse must inherit the same registry.
+registry();
 
 /** One slot of the registry, as seen by the owner and by the heartbeat thread. */
 export class Slot {

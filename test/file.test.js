@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startPulse, STRATEGY, tmpDir, waitFor, readRecord, runChild, assertExit, publicPackageCopy } = require('./helpers');
+const { PKG, startPulse, STRATEGY, tmpDir, waitFor, readRecord, runChild, runChildAsync, assertExit, publicPackageCopy } = require('./helpers');
 
 function assertFileError(fn, file, code) {
   assert.throws(fn, (error) => {
@@ -128,6 +128,76 @@ test('one pulse per file per process; different files are independent', (t) => {
   a.stop();
   const c = startPulse({ file, interval: 60 }); // free again after stop
   c.stop();
+});
+
+test('a file pulsed in one thread is in use for every other thread of the process', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const path = require('node:path');
+    const file = path.join(${JSON.stringify(dir)}, 'health');
+    const w = new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const pulse = require(workerData.pkg);
+      let held;
+      const attempt = () => {
+        try { held = pulse.start({ file: workerData.file, interval: 60, strategy: workerData.strategy }); return 'started'; }
+        catch (e) { return e.code; }
+      };
+      parentPort.on('message', (m) => {
+        if (m === 'try') parentPort.postMessage(attempt());
+        if (m === 'stop') { held.stop(); parentPort.postMessage('stopped'); parentPort.close(); }
+      });\`, { eval: true, workerData: { pkg: ${JSON.stringify(PKG)}, file, strategy: STRATEGY } });
+    const ask = (m) => new Promise((resolve) => { w.once('message', resolve); w.postMessage(m); });
+    const tryHere = () => { try { return pulse.start({ file, interval: 60, strategy: STRATEGY }); } catch (e) { return e.code; } };
+    (async () => {
+      const out = {};
+      const mine = tryHere();
+      out.workerWhileMainHolds = await ask('try');
+      mine.stop();
+      out.workerAfterMainStopped = await ask('try');
+      out.mainWhileWorkerHolds = tryHere();
+      await ask('stop');
+      const again = tryHere();
+      out.mainAfterWorkerStopped = typeof again === 'string' ? again : 'started';
+      if (typeof again !== 'string') again.stop();
+      console.log(JSON.stringify(out));
+    })();`, { timeout: 30000 });
+  assertExit(result, 0);
+  assert.deepEqual(JSON.parse(result.stdout), {
+    workerWhileMainHolds: 'ERR_PULSE_FILE_IN_USE',
+    workerAfterMainStopped: 'started',
+    mainWhileWorkerHolds: 'ERR_PULSE_FILE_IN_USE',
+    mainAfterWorkerStopped: 'started',
+  });
+});
+
+test('a worker thread terminated while pulsing leaves its file free for a new pulse', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const path = require('node:path');
+    const file = path.join(${JSON.stringify(dir)}, 'health');
+    const w = new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const p = require(workerData.pkg).start({ file: workerData.file, interval: 0.05, maxStall: 5, strategy: workerData.strategy });
+      const poll = setInterval(() => { if (p.status().beats >= 3) { clearInterval(poll); parentPort.postMessage('beating'); } }, 10);
+      setInterval(() => {}, 1000);\`, { eval: true, workerData: { pkg: ${JSON.stringify(PKG)}, file, strategy: STRATEGY } });
+    w.once('message', async () => {
+      await w.terminate();
+      const t0 = Date.now();
+      let out;
+      try {
+        const p = pulse.start({ file, interval: 60, strategy: STRATEGY });
+        out = { started: true, ms: Date.now() - t0, pid: JSON.parse(require('node:fs').readFileSync(file, 'utf8')).pid };
+        p.stop();
+      } catch (e) { out = { code: e.code }; }
+      console.log(JSON.stringify(out));
+    });`, { timeout: 30000 });
+  assertExit(result, 0);
+  const out = JSON.parse(result.stdout);
+  assert.equal(out.started, true, `start after terminate: ${result.stdout}`);
+  assert.ok(out.ms < 1000, `start took ${out.ms} ms`);
 });
 
 test('a deleted file is re-created at the next beat', async (t) => {

@@ -136,6 +136,19 @@ test('50 worker threads, each with a pulse, terminated mid-beat: clean exit, no 
   assert.ok(out.threads <= out.baseline + 2, `threads ${out.threads} vs baseline ${out.baseline}`);
 });
 
+test('preloads (NODE_OPTIONS=--require, as in a container) do not run in the heartbeat thread', async (t) => {
+  const dir = tmpDir(t);
+  const preload = path.join(dir, 'preload.js');
+  const seen = path.join(dir, 'seen');
+  fs.writeFileSync(preload, `require('node:fs').appendFileSync(${JSON.stringify(seen)}, require('node:worker_threads').threadId + '\\n');\n`);
+  const result = await runChildAsync(`
+    const p = pulse.start({ file: ${JSON.stringify(path.join(dir, 'health'))}, interval: 0.02, maxStall: 5, strategy: STRATEGY });
+    setTimeout(() => { console.log(p.status().beats); p.stop(); }, 300);`, { env: { NODE_OPTIONS: `--require ${preload}` } });
+  assertExit(result, 0);
+  assert.ok(Number(result.stdout) >= 3, `beats: ${result.stdout}`);
+  assert.deepEqual(fs.readFileSync(seen, 'utf8').trim().split('\n'), ['0'], 'the preload ran in the main thread only');
+});
+
 test('a pulse in a worker thread reflects its own worker loop, not the main one', async (t) => {
   const dir = tmpDir(t);
   const result = await runChildAsync(`
