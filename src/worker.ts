@@ -104,12 +104,14 @@ export class WorkerPulse implements Pulse {
         gen: this.#slot.gen,
       };
       // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
-      // run in the heartbeat thread.
+      // run in the heartbeat thread. A small young generation keeps its RSS
+      // down; the old-generation cap leaves room for Node's bootstrap (about
+      // 4 MB on Node 20) and bounds a runaway heap.
       this.#worker = new Worker(THREAD_SCRIPT, {
         workerData: config,
         env: {},
         execArgv: [],
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
       });
     } catch (error) {
       this.#slot.release();
