@@ -199,9 +199,9 @@ export class WorkerPulse implements Pulse {
       }
       Atomics.wait(i32, S.RUN, S.RunState.busy, left);
     }
-    this.#slot.wake();
-    this.#worker.terminate().then(undefined, () => undefined);
 
+    // The thread will not touch the file again: the record first, then wake
+    // and end the thread, so its teardown does not compete with this write.
     const wall = Date.now();
     if (remove) {
       pulseFile.remove(this.file);
@@ -213,5 +213,7 @@ export class WorkerPulse implements Pulse {
       pulseFile.writeRecord(this.file, this.#tmp, content, lastBeat);
     }
     this.#slot.release();
+    this.#slot.wake();
+    this.#worker.terminate().then(undefined, () => undefined);
   }
 }
