@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startPulse, STRATEGY, tmpDir, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
+const { startPulse, STRATEGY, tmpDir, blockFor, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
 
 test('stop() returns well under a millisecond with interval 3600 s, and is final', async (t) => {
   const dir = tmpDir(t);
@@ -33,6 +33,26 @@ test('stop() returns well under a millisecond with interval 3600 s, and is final
   const record = readRecord(file);
   assert.equal(record.state, 'stopped');
   assert.ok(Date.now() - fs.statSync(file).mtimeMs >= 150, 'the stopped record did not refresh the mtime');
+});
+
+test('stop() racing the thread\'s stall records always leaves the stopped record last', async (t) => {
+  const dir = tmpDir(t);
+  for (let round = 0; round < 3; round++) {
+    const files = Array.from({ length: 30 }, (_, i) => path.join(dir, `r${round}-${i}`));
+    const pulses = files.map((file) => startPulse({ file, interval: 0.01, maxStall: 0.02 }));
+    await waitFor(() => pulses.every((pulse) => pulse.status().beats >= 3), 10000);
+    // Silent for longer than maxStall: every thread rewrites its stall record
+    // every 10 ms, so the stop() calls land at every phase of those writes.
+    blockFor(100);
+    for (const pulse of pulses) pulse.stop();
+    const mtimes = files.map((file) => fs.statSync(file).mtimeMs);
+    await sleep(50);
+    files.forEach((file, i) => {
+      assert.equal(readRecord(file).state, 'stopped', `${path.basename(file)}: written after stop()`);
+      assert.equal(fs.statSync(file).mtimeMs, mtimes[i], `${path.basename(file)}: touched after stop()`);
+    });
+  }
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temporary file left');
 });
 
 test('removeOnStop unlinks the file', (t) => {
