@@ -1,10 +1,18 @@
 // Which heartbeat a pulse gets: the addon's thread, or the worker_threads
 // fallback when the addon cannot load.
+// Loaded with the package, so workers started from here on share its registry.
+import { firstTime } from './claims';
 import { loadNative } from './native';
 import type { ResolvedOptions } from './options';
 import { NativePulse, type Pulse } from './pulse';
-import { firstTime } from './claims';
-import { WorkerPulse } from './worker';
+import type { WorkerPulse } from './worker';
+
+// The worker strategy's modules load on first use only.
+function workerPulse(options: ResolvedOptions): WorkerPulse {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { WorkerPulse: Pulse } = require('./worker') as typeof import('./worker');
+  return new Pulse(options);
+}
 
 export const NO_NATIVE_WARNING = 'CELERY_PULSE_NO_NATIVE';
 
@@ -13,14 +21,14 @@ export function startStrategy(options: ResolvedOptions): Pulse {
     case 'native':
       return new NativePulse(loadNative(), options);
     case 'worker':
-      return new WorkerPulse(options);
+      return workerPulse(options);
     case 'auto': {
       let binding;
       try {
         binding = loadNative();
       } catch (error) {
         warnNoNative(error);
-        return new WorkerPulse(options);
+        return workerPulse(options);
       }
       return new NativePulse(binding, options);
     }
