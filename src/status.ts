@@ -3,7 +3,11 @@ import type { Strategy } from './options';
 import type { FileOpName } from './native';
 
 export interface PulseLastError {
-  /** errno name (e.g. "EACCES"), or "ENOTREG" when something other than a regular file is in the way. */
+  /**
+   * errno name (e.g. "EACCES"), or "ENOTREG" when something other than a
+   * regular file is in the way; for a worker-strategy heartbeat thread that
+   * ended early, Node's error code (e.g. "ERR_WORKER_OUT_OF_MEMORY").
+   */
   code: string;
   message: string;
   at: Date;
