@@ -20,6 +20,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return DefineClass(env, "PulseHandle",
                        {InstanceMethod<&PulseHandle::Start>("start"),
                         InstanceMethod<&PulseHandle::Answer>("answer"),
+                        InstanceMethod<&PulseHandle::Veto>("veto"),
                         InstanceMethod<&PulseHandle::Stop>("stop"),
                         InstanceMethod<&PulseHandle::Stats>("stats")});
   }
@@ -74,6 +75,12 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   void Answer(const Napi::CallbackInfo&) { heartbeat_->Answer(); }
 
+  // veto(message, fields): a failing health check; veto("", "") lifts it.
+  void Veto(const Napi::CallbackInfo& info) {
+    heartbeat_->SetVeto(info[0].As<Napi::String>().Utf8Value(),
+                        info[1].As<Napi::String>().Utf8Value());
+  }
+
   void Stop(const Napi::CallbackInfo& info) {
     StopNow(info.Length() > 0 && info[0].ToBoolean().Value());
   }
@@ -85,6 +92,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     out.Set("running", s.running);
     out.Set("beats", static_cast<double>(s.beats));
     out.Set("withheld", static_cast<double>(s.withheld));
+    out.Set("vetoed", static_cast<double>(s.vetoed));
     out.Set("errors", static_cast<double>(s.errors));
     out.Set("lastBeatMs", NsToMs(s.last_beat_wall_ns));
     out.Set("loopSilentMs", NsToMs(s.loop_silent_ns));

@@ -7,6 +7,7 @@ export type { PulseOptions, Strategy } from './options';
 export type { Pulse } from './pulse';
 export type { PulseStatus, PulseLastError } from './status';
 export type { PulseErrorCode, PulseError } from './errors';
+export type { HealthCheck, HealthCheckStatus } from './health';
 
 /**
  * Starts a heartbeat on the healthcheck file. Every option is optional;

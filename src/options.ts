@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
+import type { HealthCheck } from './health';
 
 export type Strategy = 'auto' | 'native' | 'worker';
 export const STRATEGIES: readonly Strategy[] = ['auto', 'native', 'worker'];
@@ -15,6 +16,13 @@ export interface PulseOptions {
   strategy?: Strategy;
   /** Unlink the file on stop() instead of leaving a "stopped" record. */
   removeOnStop?: boolean;
+  /**
+   * Run on the event loop once per interval; while it returns anything but
+   * true, throws or times out, beats are withheld and the record says why.
+   */
+  healthCheck?: HealthCheck;
+  /** Seconds a healthCheck run may take before it counts as failed. Default: min(5, interval). */
+  healthCheckTimeout?: number;
 }
 
 export interface ResolvedOptions {
@@ -23,6 +31,8 @@ export interface ResolvedOptions {
   maxStall: number;
   strategy: Strategy;
   removeOnStop: boolean;
+  healthCheck: HealthCheck | undefined;
+  healthCheckTimeout: number;
 }
 
 export const ENV = {
@@ -32,7 +42,7 @@ export const ENV = {
   strategy: 'CELERY_PULSE_STRATEGY',
 } as const;
 
-export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy };
+export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy, healthCheckTimeout: 5 };
 
 /** Bounds of both durations, in seconds. */
 export const MIN_SECONDS = 0.01;
@@ -41,7 +51,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -81,6 +91,8 @@ export function checkSeconds(value: unknown, source: Source, allowInfinity: bool
   return value;
 }
 
+type Env = Record<string, string | undefined>;
+
 export function checkFile(value: unknown, source: Source, cwd = process.cwd()): string {
   if (typeof value !== 'string') throw invalid(source, value, 'a file path string', TypeError);
   if (value.trim() === '') throw invalid(source, value, 'a non-empty file path', TypeError);
@@ -105,8 +117,6 @@ export function checkStrategy(value: unknown, source: Source): Strategy {
   }
   return text as Strategy;
 }
-
-type Env = Record<string, string | undefined>;
 
 /**
  * Options with precedence: explicit option > env var > default. Every value is
@@ -157,7 +167,15 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   }
   const removeOnStop = given.removeOnStop === true;
 
-  return { file, interval, maxStall, strategy, removeOnStop };
+  if (has('healthCheck') && typeof given.healthCheck !== 'function') {
+    throw invalid(opt('healthCheck'), given.healthCheck, 'a function returning true, false or a promise of one', TypeError);
+  }
+  const healthCheck = given.healthCheck as HealthCheck | undefined;
+  const healthCheckTimeout = has('healthCheckTimeout')
+    ? checkSeconds(given.healthCheckTimeout, opt('healthCheckTimeout'), false)
+    : Math.min(DEFAULTS.healthCheckTimeout, interval);
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout };
 }
 
 /** How often the loop is asked to answer: at least every min(1 s, maxStall / 4). */
