@@ -1,12 +1,16 @@
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
 import type { HealthCheck } from './health';
+import { expandTemplate, isTemplated } from './template';
 
 export type Strategy = 'auto' | 'native' | 'worker';
 export const STRATEGIES: readonly Strategy[] = ['auto', 'native', 'worker'];
 
 export interface PulseOptions {
-  /** Healthcheck file; relative paths resolve against the cwd at start. */
+  /**
+   * Healthcheck file; relative paths resolve against the cwd at start. May
+   * contain {pid}, {threadId}, {hostname} and {workerId} for per-process files.
+   */
   file?: string;
   /** Seconds between beats (fractions allowed). */
   interval?: number;
@@ -14,7 +18,10 @@ export interface PulseOptions {
   maxStall?: number;
   /** `native` thread, `worker` thread fallback, or `auto` (native when the addon loads). */
   strategy?: Strategy;
-  /** Unlink the file on stop() instead of leaving a "stopped" record. */
+  /**
+   * Unlink the file on stop() instead of leaving a "stopped" record. Default:
+   * true when `file` has placeholders, else false.
+   */
   removeOnStop?: boolean;
   /**
    * Run on the event loop once per interval; while it returns anything but
@@ -93,14 +100,15 @@ export function checkSeconds(value: unknown, source: Source, allowInfinity: bool
 
 type Env = Record<string, string | undefined>;
 
-export function checkFile(value: unknown, source: Source, cwd = process.cwd()): string {
+export function checkFile(value: unknown, source: Source, cwd = process.cwd(), env: Env = process.env): string {
   if (typeof value !== 'string') throw invalid(source, value, 'a file path string', TypeError);
   if (value.trim() === '') throw invalid(source, value, 'a non-empty file path', TypeError);
   if (value.includes('\0')) throw invalid(source, value, 'a file path without NUL bytes', TypeError);
-  if (value.endsWith('/') || /(^|\/)\.{1,2}$/.test(value)) {
+  const expanded = expandTemplate(value, source, env);
+  if (expanded.endsWith('/') || /(^|\/)\.{1,2}$/.test(expanded)) {
     throw invalid(source, value, 'the path of a file, not of a directory', TypeError);
   }
-  const resolved = path.resolve(cwd, value);
+  const resolved = path.resolve(cwd, expanded);
   if (Buffer.byteLength(resolved) > MAX_PATH_BYTES) {
     throw invalid(source, value, `a path of at most ${MAX_PATH_BYTES} bytes`, RangeError);
   }
@@ -143,8 +151,8 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   const has = (key: string) => given[key] !== undefined;
 
   let file: string;
-  if (has('file')) file = checkFile(given.file, opt('file'));
-  else if (env[ENV.file] !== undefined) file = checkFile(env[ENV.file], fromEnv(ENV.file));
+  if (has('file')) file = checkFile(given.file, opt('file'), undefined, env);
+  else if (env[ENV.file] !== undefined) file = checkFile(env[ENV.file], fromEnv(ENV.file), undefined, env);
   else file = DEFAULTS.file;
 
   let interval: number;
@@ -165,7 +173,11 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   if (has('removeOnStop') && typeof given.removeOnStop !== 'boolean') {
     throw invalid(opt('removeOnStop'), given.removeOnStop, 'a boolean', TypeError);
   }
-  const removeOnStop = given.removeOnStop === true;
+  // A templated file belongs to one process: left behind, it would only
+  // confuse a check of all files.
+  const rawFile = has('file') ? given.file : env[ENV.file];
+  const templated = typeof rawFile === 'string' && isTemplated(rawFile);
+  const removeOnStop = has('removeOnStop') ? given.removeOnStop === true : templated;
 
   if (has('healthCheck') && typeof given.healthCheck !== 'function') {
     throw invalid(opt('healthCheck'), given.healthCheck, 'a function returning true, false or a promise of one', TypeError);
