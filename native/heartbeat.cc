@@ -210,7 +210,7 @@ void Heartbeat::Stop(bool remove) {
     // The mtime stays at the last beat: a stopped process is not fresh.
     WriteRecord(config_.path, tmp_path_, Record("stopped", "stopped at " + Iso(wall), wall,
                        last_beat_wall_ns_.load()),
-                last_beat_wall_ns_.load());
+                KeptMtime());
   }
   ReleaseFile(key_);
 }
@@ -262,13 +262,19 @@ void Heartbeat::Run() {
   pthread_mutex_unlock(&mutex_);
 }
 
+int64_t Heartbeat::KeptMtime() const {
+  const int64_t last_beat = last_beat_wall_ns_.load();
+  const int64_t current = MtimeNs(config_.path);
+  return current > last_beat ? current : last_beat;
+}
+
 void Heartbeat::WriteWithheld(const char* state, const std::string& message,
                               const std::string& extra_fields, int64_t wall_ns) {
   withheld_.fetch_add(1);
   const int64_t last_beat = last_beat_wall_ns_.load();
   FileResult result = WriteRecord(config_.path, tmp_path_,
                                   Record(state, message, wall_ns, last_beat, extra_fields),
-                                  last_beat);
+                                  KeptMtime());
   if (result.ok()) {
     record_says_ = state == std::string("stalled") ? Said::kStalled : Said::kUnhealthy;
   }

@@ -62,7 +62,11 @@ class Heartbeat {
   std::string Record(const char* state, const std::string& message,
                      int64_t wall_ns, int64_t last_beat_ns,
                      const std::string& extra_fields = std::string()) const;
-  // Writes a record that withholds the beat: the mtime stays at the last one.
+  // The mtime for a record that is not a beat: this pulse's last beat, or
+  // the file's own mtime when newer (other processes beat a shared file:
+  // a record written here must not make their beats look old).
+  int64_t KeptMtime() const;
+  // Writes a record that withholds the beat, with KeptMtime().
   void WriteWithheld(const char* state, const std::string& message,
                      const std::string& extra_fields, int64_t wall_ns);
   void Report(const FileResult& result, int64_t wall_ns);
