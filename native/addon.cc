@@ -25,7 +25,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
                         InstanceMethod<&PulseHandle::Stats>("stats")});
   }
 
-  // new PulseHandle(path, intervalSec, maxStallSec, staticFields)
+  // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -37,6 +37,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     config.max_stall_ns =
         std::isfinite(max_stall) ? static_cast<int64_t>(std::llround(max_stall * 1e9)) : -1;
     config.static_fields = info[3].As<Napi::String>().Utf8Value();
+    remove_on_cleanup_ = info[4].ToBoolean().Value();
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 
@@ -46,7 +47,9 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
   static void OnEnvCleanup(void* arg) {
     auto* self = static_cast<PulseHandle*>(arg);
     self->hook_env_ = nullptr;  // the hook is consumed by running
-    self->heartbeat_->Stop(false);
+    // The environment ends (process exit, worker terminated) without stop():
+    // the file is left as stop() would leave it.
+    self->heartbeat_->Stop(self->remove_on_cleanup_);
   }
 
   void StopNow(bool remove) {
@@ -105,6 +108,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   std::unique_ptr<pulse::Heartbeat> heartbeat_;
   napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
+  bool remove_on_cleanup_ = false;  // the pulse's removeOnStop
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

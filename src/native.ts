@@ -26,7 +26,7 @@ export interface NativeStats {
 }
 
 export interface NativeBinding {
-  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string) => NativeHandle;
+  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string, removeOnStop: boolean) => NativeHandle;
   sourceDigest: string;
 }
 

@@ -50,6 +50,7 @@ export class NativePulse implements Pulse {
       options.interval,
       options.maxStall,
       staticRecordFields(options, 'native', this.#startedAt),
+      options.removeOnStop,
     );
     const failure = this.#handle.start();
     if (failure !== null) {

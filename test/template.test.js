@@ -123,3 +123,32 @@ test('{workerId} is the cluster worker id in a cluster worker, 0 in the primary'
   assertExit(result, 0);
   assert.deepEqual(JSON.parse(result.stdout), [0, 1, 2].map((id) => path.join(dir, `c-${id}`)));
 });
+
+test('a templated file is removed too when the process ends naturally or the worker thread is terminated without stop()', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const path = require('node:path');
+    const dir = ${JSON.stringify(dir)};
+    pulse.start({ file: path.join(dir, 'main-{pid}'), interval: 0.05, strategy: STRATEGY });
+    pulse.start({ file: path.join(dir, 'kept-{pid}'), interval: 0.05, strategy: STRATEGY, removeOnStop: false });
+    const workers = [0, 1, 2].map(() => new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      require(workerData.pkg).start({ file: workerData.file, interval: 0.05, strategy: workerData.strategy });
+      parentPort.postMessage('up');
+      setInterval(() => {}, 1000);\`, { eval: true, workerData: { pkg: ${JSON.stringify(path.join(__dirname, '..'))}, file: path.join(dir, 'thread-{threadId}'), strategy: STRATEGY } }));
+    Promise.all(workers.map((w) => new Promise((r) => w.once('message', r)))).then(async () => {
+      const before = require('node:fs').readdirSync(dir).filter((f) => !f.startsWith('.')).length;
+      await Promise.all(workers.map((w) => w.terminate()));
+      console.log(JSON.stringify({ before, afterTerminate: require('node:fs').readdirSync(dir).filter((f) => !f.startsWith('.')).sort() }));
+      // Then the process ends by itself: its environment's cleanup stops the pulses.
+    });`);
+  assertExit(result, 0);
+  const out = JSON.parse(result.stdout);
+  assert.equal(out.before, 5);
+  assert.equal(out.afterTerminate.length, 2, `terminated threads left ${out.afterTerminate}`);
+  const left = fs.readdirSync(dir).filter((f) => !f.startsWith('.'));
+  assert.equal(left.length, 1, `after the process ended: ${left}`);
+  assert.match(left[0], /^kept-\d+$/);
+  assert.equal(readRecord(path.join(dir, left[0])).state, 'stopped', 'removeOnStop: false keeps the stopped record');
+});
