@@ -1,4 +1,3 @@
-import * as cluster from 'node:cluster';
 import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { pulseError, show } from './errors';
@@ -44,7 +43,9 @@ export function workerId(env: Env = process.env): string {
     }
     return given;
   }
-  const worker = (cluster as unknown as { worker?: { id: number } }).worker;
+  // Loaded here, not at the top: the CLI reads this module and never needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { worker } = require('node:cluster') as { worker?: { id: number } };
   return worker ? String(worker.id) : '0';
 }
 
@@ -56,7 +57,7 @@ function hostnameForPath(): string {
  * Replaces the placeholders of `file`. An unknown placeholder, or a brace
  * that opens none, is a coded TypeError naming the option or env var.
  */
-export function expandTemplate(file: string, source: TemplateSource, env: Env = process.env): string {
+function validate(file: string, source: TemplateSource): void {
   const fail = (why: string) => {
     const code = source.kind === 'env' ? 'ERR_PULSE_INVALID_ENV' : 'ERR_PULSE_INVALID_OPTION';
     const what = source.kind === 'env' ? `env ${source.name}` : `option "${source.name}"`;
@@ -74,12 +75,33 @@ export function expandTemplate(file: string, source: TemplateSource, env: Env = 
   if (/[{}]/.test(file.replace(PLACEHOLDER, ''))) {
     throw fail(`has a brace that is not part of a placeholder (known: ${known})`);
   }
+}
+
+export function expandTemplate(file: string, source: TemplateSource, env: Env = process.env): string {
+  validate(file, source);
   if (!isTemplated(file)) return file;
   const values: Record<Placeholder, () => string> = {
     pid: () => String(process.pid),
     threadId: () => String(threadId),
     hostname: hostnameForPath,
     workerId: () => workerId(env),
+  };
+  return file.replace(PLACEHOLDER, (_whole, name: Placeholder) => values[name]());
+}
+
+/**
+ * For a probe: the files a templated path stands for, as a glob. What the
+ * probe knows as well as the pulse does ({hostname}, and {workerId} when
+ * CELERY_PULSE_WORKER_ID is set) is filled in; {pid}, {threadId} and a
+ * cluster {workerId} become "*".
+ */
+export function templateToGlob(file: string, source: TemplateSource, env: Env = process.env): string {
+  validate(file, source);
+  const values: Record<Placeholder, () => string> = {
+    pid: () => '*',
+    threadId: () => '*',
+    hostname: hostnameForPath,
+    workerId: () => (env[WORKER_ID_ENV] !== undefined ? workerId(env) : '*'),
   };
   return file.replace(PLACEHOLDER, (_whole, name: Placeholder) => values[name]());
 }
