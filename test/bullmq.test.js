@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { tmpDir, sleep } = require('./helpers');
 const { REDIS_SKIP, startRedis } = require('./redis');
-const { runExample, probe, waitForProbe, readJson } = require('./workers');
+const { runExample, check, probe, waitForProbe, readJson } = require('./workers');
 
 // Beats every 0.5 s, withheld after 1.5 s of silence; the probe allows 2 s.
 const PULSE_ENV = { CELERY_PULSE_HEARTBEAT_INTERVAL: '0.5', CELERY_PULSE_MAX_STALL: '1.5' };
@@ -66,6 +66,7 @@ test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fa
   const staleAfter = await waitForProbe(file, MAX_AGE, 1, 12000);
   const during = readJson(file);
   assert.equal(during.state, 'stalled', JSON.stringify(during));
+  assert.match(check(['--file', file], MAX_AGE).stdout, /^stale: .*: stalled since .*event loop silent for/);
   assert.match(during.message, /loop silent for/);
   // Stale no sooner than maxStall + the probe's max age allow.
   assert.ok(staleAfter >= 2500, `stale ${staleAfter} ms after the job was queued`);
@@ -101,6 +102,8 @@ test('BullMQ: the health check withholds beats while Redis is down; beats resume
   assert.equal(record.healthCheck.name, 'bullmqReady');
   assert.match(record.message, /^health check "bullmqReady" failing since/);
   assert.equal(record.healthCheck.error, 'returned false');
+  const line = check(['--file', file], MAX_AGE).stdout;
+  assert.match(line, /^stale: .* age .*: health check "bullmqReady" failing since \S+: returned false; beats withheld/, line);
 
   const again = await startRedis(redis.port);
   t.after(() => again.stop());

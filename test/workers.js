@@ -56,19 +56,29 @@ function runExample(t, script, env = {}, args = []) {
   };
 }
 
+const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
+
 /**
- * The orchestrator's question for one file: 0 when its mtime is younger than
- * maxAge seconds, 1 when it is older or missing.
+ * The orchestrator's question, asked the way a probe asks it:
+ * `celery-pulse-native check ARGS... --max-age maxAge`. Returns
+ * { status, stdout } (0 fresh, 1 stale/gone/missing).
  */
-function probe(file, maxAge) {
-  try {
-    return Date.now() - fs.statSync(file).mtimeMs < maxAge * 1000 ? 0 : 1;
-  } catch {
-    return 1;
+function check(args, maxAge) {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('CELERY_PULSE_')) delete env[key];
+  const result = spawnSync(process.execPath, [BIN, 'check', ...args, '--max-age', String(maxAge)], { encoding: 'utf8', env, timeout: 10000 });
+  if (result.status !== 0 && result.status !== 1) {
+    throw new Error(`check ${args.join(' ')} exited ${result.status}: ${result.stdout}${result.stderr}`);
   }
+  return { status: result.status, stdout: result.stdout };
 }
 
-/** Polls probe() until it returns `expected`; resolves with the time it took. */
+/** check for one file: 0 when fresh, 1 when not. */
+function probe(file, maxAge) {
+  return check(['--file', file], maxAge).status;
+}
+
+/** Polls `check` on one file until it exits `expected`; resolves with the time it took. */
 async function waitForProbe(file, maxAge, expected, timeoutMs = 15000) {
   const t0 = Date.now();
   while (probe(file, maxAge) !== expected) {
@@ -89,4 +99,4 @@ const CELERY_SKIP = fs.existsSync(SYSTEM_PYTHON) &&
   ? false
   : 'Python Celery is not installed (apt-get install python3-celery python3-redis; .ci/run installs them)';
 
-module.exports = { EXAMPLES, runExample, probe, waitForProbe, readJson, SYSTEM_PYTHON, CELERY_SKIP };
+module.exports = { EXAMPLES, runExample, check, probe, waitForProbe, readJson, SYSTEM_PYTHON, CELERY_SKIP };
