@@ -86,9 +86,11 @@ function fileKind(stat: fs.Stats): string {
  * Reads the record of a regular file without following a link: O_NOFOLLOW,
  * O_NONBLOCK (a FIFO swapped in cannot hang the probe) and the same inode as
  * the lstat. Returns null when there is no parsable record, or the errno code
- * when the file cannot be opened (its mtime still decides).
+ * when the file cannot be opened (its mtime still decides), or REPLACED when
+ * another regular file was renamed over the path since the lstat.
  */
-function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
+const REPLACED = Symbol('replaced');
+function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null | typeof REPLACED {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -97,7 +99,8 @@ function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
   }
   try {
     const again = fs.fstatSync(fd);
-    if (!again.isFile() || again.ino !== stat.ino || again.dev !== stat.dev) return null;
+    if (!again.isFile()) return null;
+    if (again.ino !== stat.ino || again.dev !== stat.dev) return REPLACED;
     const buffer = Buffer.alloc(Math.min(again.size, MAX_RECORD_BYTES + 1));
     const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
     if (length > MAX_RECORD_BYTES) return null;
@@ -204,24 +207,32 @@ export function probe(file: string, maxAgeMs: number, now = Date.now()): ProbeRe
     ...extra,
   });
   let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'ENOENT') {
-      return result(false, 'missing', 'no such file: the pulse has not started, or was stopped with removeOnStop');
+  let read: ReturnType<typeof readRecord>;
+  // A pulse replaces its record by rename (a stall record, a recovery): one
+  // that lands between the lstat and the open is read again, not taken for
+  // a file without a record.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      stat = fs.lstatSync(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      if (code === 'ENOENT') {
+        return result(false, 'missing', 'no such file: the pulse has not started, or was stopped with removeOnStop');
+      }
+      if (code === 'ENOTDIR') return result(false, 'missing', 'no such file: a parent in its path is not a directory');
+      return result(false, 'unreadable', `cannot inspect the file (${code})`);
     }
-    if (code === 'ENOTDIR') return result(false, 'missing', 'no such file: a parent in its path is not a directory');
-    return result(false, 'unreadable', `cannot inspect the file (${code})`);
+    if (stat.isSymbolicLink()) {
+      return result(false, 'symlink', 'the path is a symbolic link; the probe never follows links, nor does the pulse');
+    }
+    if (!stat.isFile()) return result(false, 'not-regular', `the path is ${fileKind(stat)}, not a regular file`);
+    read = readRecord(file, stat);
+    if (read !== REPLACED || attempt === 3) break;
   }
-  if (stat.isSymbolicLink()) {
-    return result(false, 'symlink', 'the path is a symbolic link; the probe never follows links, nor does the pulse');
-  }
-  if (!stat.isFile()) return result(false, 'not-regular', `the path is ${fileKind(stat)}, not a regular file`);
+  const record = read === REPLACED ? null : read;
 
   const ageMs = Math.round(now - stat.mtimeMs);
   const ok = ageMs <= maxAgeMs;
-  const record = readRecord(file, stat);
   const [recordState, reason] = explain(ok, ageMs, maxAgeMs, record, now);
   const parsed = typeof record === 'string' ? null : record;
   // Not fresh, and written by a process that no longer exists here: gone,

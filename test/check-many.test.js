@@ -160,3 +160,35 @@ test('status over several files shows each record, then the verdict line', async
   assert.equal(result.stdout.match(/^file +/gm).length, 2);
   assert.match(result.stdout, /\n\nstale: 1 of 2 files: .*w-2 \(--all\)\n$/);
 });
+
+test('a record replaced (renamed over) while the probe reads it is read again, never taken for no record', async (t) => {
+  const dir = tmpDir(t);
+  const file = recordFile(dir, 'health');
+  const { probe } = require('../dist/probe');
+  const { runChildAsync } = require('./helpers');
+  // Another process replaces the record by rename thousands of times a
+  // second, as a stalled pulse does at every deadline.
+  const writer = runChildAsync(`
+    const fs = require('node:fs');
+    const file = ${JSON.stringify(file)};
+    const end = Date.now() + 1500;
+    for (let i = 0; Date.now() < end; i++) {
+      fs.writeFileSync(file + '.tmp', JSON.stringify({ state: 'stalled', pid: process.pid, n: i }) + '\\n');
+      fs.renameSync(file + '.tmp', file);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0.2); // a breath between records
+    }`);
+  let done = false;
+  writer.then(() => (done = true));
+  const states = new Map();
+  let probes = 0;
+  while (!done) {
+    for (let i = 0; i < 200; i++, probes++) {
+      const { state } = probe(file, 60000);
+      states.set(state, (states.get(state) ?? 0) + 1);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assertExit(await writer, 0);
+  assert.ok(probes > 1000, `only ${probes} probes`);
+  assert.equal(states.get('no-record') ?? 0, 0, `probe states: ${JSON.stringify([...states])}`);
+});
