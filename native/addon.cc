@@ -20,11 +20,12 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return DefineClass(env, "PulseHandle",
                        {InstanceMethod<&PulseHandle::Start>("start"),
                         InstanceMethod<&PulseHandle::Answer>("answer"),
+                        InstanceMethod<&PulseHandle::Veto>("veto"),
                         InstanceMethod<&PulseHandle::Stop>("stop"),
                         InstanceMethod<&PulseHandle::Stats>("stats")});
   }
 
-  // new PulseHandle(path, intervalSec, maxStallSec, staticFields)
+  // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -36,6 +37,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     config.max_stall_ns =
         std::isfinite(max_stall) ? static_cast<int64_t>(std::llround(max_stall * 1e9)) : -1;
     config.static_fields = info[3].As<Napi::String>().Utf8Value();
+    remove_on_cleanup_ = info[4].ToBoolean().Value();
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 
@@ -45,7 +47,9 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
   static void OnEnvCleanup(void* arg) {
     auto* self = static_cast<PulseHandle*>(arg);
     self->hook_env_ = nullptr;  // the hook is consumed by running
-    self->heartbeat_->Stop(false);
+    // The environment ends (process exit, worker terminated) without stop():
+    // the file is left as stop() would leave it.
+    self->heartbeat_->Stop(self->remove_on_cleanup_);
   }
 
   void StopNow(bool remove) {
@@ -74,6 +78,12 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   void Answer(const Napi::CallbackInfo&) { heartbeat_->Answer(); }
 
+  // veto(message, fields): a failing health check; veto("", "") lifts it.
+  void Veto(const Napi::CallbackInfo& info) {
+    heartbeat_->SetVeto(info[0].As<Napi::String>().Utf8Value(),
+                        info[1].As<Napi::String>().Utf8Value());
+  }
+
   void Stop(const Napi::CallbackInfo& info) {
     StopNow(info.Length() > 0 && info[0].ToBoolean().Value());
   }
@@ -85,6 +95,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     out.Set("running", s.running);
     out.Set("beats", static_cast<double>(s.beats));
     out.Set("withheld", static_cast<double>(s.withheld));
+    out.Set("vetoed", static_cast<double>(s.vetoed));
     out.Set("errors", static_cast<double>(s.errors));
     out.Set("lastBeatMs", NsToMs(s.last_beat_wall_ns));
     out.Set("loopSilentMs", NsToMs(s.loop_silent_ns));
@@ -97,6 +108,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   std::unique_ptr<pulse::Heartbeat> heartbeat_;
   napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
+  bool remove_on_cleanup_ = false;  // the pulse's removeOnStop
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -47,6 +47,26 @@ std::string Seconds(int64_t ns) {
   return buf;
 }
 
+// A JSON string literal's content: the message may carry text from JS (a
+// health check's error), so quotes, backslashes and control bytes are escaped.
+std::string JsonEscape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string TmpPath(const std::string& path) {
   static std::atomic<unsigned> next_id{0};  // unique per pulse in this process
   size_t slash = path.find_last_of('/');
@@ -78,6 +98,7 @@ void ReleaseFile(const std::string& key) {
 Heartbeat::Heartbeat(Config config)
     : config_(std::move(config)), tmp_path_(TmpPath(config_.path)) {
   pthread_mutex_init(&mutex_, nullptr);
+  pthread_mutex_init(&veto_mutex_, nullptr);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -89,13 +110,15 @@ Heartbeat::~Heartbeat() {
   Stop(false);
   pthread_cond_destroy(&wake_);
   pthread_mutex_destroy(&mutex_);
+  pthread_mutex_destroy(&veto_mutex_);
 }
 
 std::string Heartbeat::Record(const char* state, const std::string& message,
-                              int64_t wall_ns, int64_t last_beat_ns) const {
+                              int64_t wall_ns, int64_t last_beat_ns,
+                              const std::string& extra_fields) const {
   std::string out = "{\"state\":\"";
   out += state;
-  out += "\",\"message\":\"" + message + "\",\"updatedAt\":\"" + Iso(wall_ns) +
+  out += "\",\"message\":\"" + JsonEscape(message) + "\",\"updatedAt\":\"" + Iso(wall_ns) +
          "\",\"lastBeatAt\":";
   out += last_beat_ns ? "\"" + Iso(last_beat_ns) + "\"" : std::string("null");
   if (state == std::string("stalled")) {
@@ -103,6 +126,7 @@ std::string Heartbeat::Record(const char* state, const std::string& message,
   }
   out += ",\"loopSilentMs\":" +
          std::to_string((MonotonicNs() - last_answer_mono_ns_.load()) / kNsPerMs);
+  if (!extra_fields.empty()) out += "," + extra_fields;
   if (!config_.static_fields.empty()) out += "," + config_.static_fields;
   out += "}\n";
   return out;
@@ -160,6 +184,16 @@ FileResult Heartbeat::Start() {
 
 void Heartbeat::Answer() { last_answer_mono_ns_.store(MonotonicNs()); }
 
+void Heartbeat::SetVeto(const std::string& message, const std::string& fields) {
+  // Copies are made before taking the lock, so it is held only for the swap.
+  std::string new_message = message;
+  std::string new_fields = fields;
+  pthread_mutex_lock(&veto_mutex_);
+  veto_message_.swap(new_message);
+  veto_fields_.swap(new_fields);
+  pthread_mutex_unlock(&veto_mutex_);
+}
+
 void Heartbeat::Stop(bool remove) {
   if (!started_ || stopped_) return;
   stopped_ = true;
@@ -176,7 +210,7 @@ void Heartbeat::Stop(bool remove) {
     // The mtime stays at the last beat: a stopped process is not fresh.
     WriteRecord(config_.path, tmp_path_, Record("stopped", "stopped at " + Iso(wall), wall,
                        last_beat_wall_ns_.load()),
-                last_beat_wall_ns_.load());
+                KeptMtime());
   }
   ReleaseFile(key_);
 }
@@ -185,6 +219,7 @@ Snapshot Heartbeat::Read() const {
   Snapshot s;
   s.beats = beats_.load();
   s.withheld = withheld_.load();
+  s.vetoed = vetoed_.load();
   s.errors = errors_.load();
   s.last_beat_wall_ns = last_beat_wall_ns_.load();
   s.loop_silent_ns = MonotonicNs() - last_answer_mono_ns_.load();
@@ -227,41 +262,74 @@ void Heartbeat::Run() {
   pthread_mutex_unlock(&mutex_);
 }
 
+int64_t Heartbeat::KeptMtime() const {
+  const int64_t last_beat = last_beat_wall_ns_.load();
+  const int64_t current = MtimeNs(config_.path);
+  return current > last_beat ? current : last_beat;
+}
+
+void Heartbeat::WriteWithheld(const char* state, const std::string& message,
+                              const std::string& extra_fields, int64_t wall_ns) {
+  withheld_.fetch_add(1);
+  const int64_t last_beat = last_beat_wall_ns_.load();
+  FileResult result = WriteRecord(config_.path, tmp_path_,
+                                  Record(state, message, wall_ns, last_beat, extra_fields),
+                                  KeptMtime());
+  if (result.ok()) {
+    record_says_ = state == std::string("stalled") ? Said::kStalled : Said::kUnhealthy;
+  }
+  Report(result, wall_ns);
+}
+
 void Heartbeat::Tick(int64_t now_mono) {
   const int64_t wall = WallNs();
   const int64_t silent = now_mono - last_answer_mono_ns_.load();
   const bool answering = config_.max_stall_ns < 0 || silent <= config_.max_stall_ns;
 
   if (!answering) {
-    withheld_.fetch_add(1);
+    // A silent loop outranks a failing health check: the check cannot run
+    // while the loop is stuck, so its verdict would be stale.
     if (!stalled_.load()) {
       stalled_since_wall_ns_ = wall - silent;
       stalled_.store(true);
     }
     // Say why, keeping the mtime at the last good beat: nothing fresh.
-    std::string message = "stalled since " + Iso(stalled_since_wall_ns_) +
-                          ", loop silent for " + Seconds(silent) +
-                          "; beats withheld";
-    FileResult result = WriteRecord(config_.path, tmp_path_,
-                                    Record("stalled", message, wall, last_beat_wall_ns_.load()),
-                                    last_beat_wall_ns_.load());
-    if (result.ok()) record_says_stalled_ = true;
-    Report(result, wall);
+    WriteWithheld("stalled",
+                  "stalled since " + Iso(stalled_since_wall_ns_) +
+                      ", loop silent for " + Seconds(silent) + "; beats withheld",
+                  std::string(), wall);
+    return;
+  }
+  stalled_.store(false);
+
+  // The loop answers; the health check (if any) may still veto the beat.
+  std::string veto_message;
+  std::string veto_fields;
+  pthread_mutex_lock(&veto_mutex_);
+  if (!veto_message_.empty()) {
+    veto_message = veto_message_;
+    veto_fields = veto_fields_;
+  }
+  pthread_mutex_unlock(&veto_mutex_);
+  if (!veto_message.empty()) {
+    vetoed_.fetch_add(1);
+    WriteWithheld("unhealthy", veto_message, veto_fields, wall);
     return;
   }
 
-  stalled_.store(false);
   FileResult result;
   bool beaten = false;
-  if (record_says_stalled_) {
-    // The loop answers again: a fresh record, which is also this beat.
-    std::string message = "event loop answering again since " + Iso(wall) +
-                          " after a stall that began " +
-                          Iso(stalled_since_wall_ns_);
+  if (record_says_ != Said::kRunning) {
+    // Beats resume: a fresh record, which is also this beat.
+    std::string message =
+        record_says_ == Said::kStalled
+            ? "event loop answering again since " + Iso(wall) +
+                  " after a stall that began " + Iso(stalled_since_wall_ns_)
+            : "health check passing again since " + Iso(wall);
     result = WriteRecord(config_.path, tmp_path_,
                          Record("running", message, wall, wall), wall);
     beaten = result.ok();
-    if (beaten) record_says_stalled_ = false;
+    if (beaten) record_says_ = Said::kRunning;
   }
   if (!beaten) {
     result = Touch(config_.path, wall);

@@ -22,7 +22,8 @@ struct Config {
 
 struct Snapshot {
   uint64_t beats = 0;
-  uint64_t withheld = 0;
+  uint64_t withheld = 0;  // all withheld deadlines: loop silent or vetoed
+  uint64_t vetoed = 0;    // of those, withheld because of the veto
   uint64_t errors = 0;
   int64_t last_beat_wall_ns = 0;
   int64_t loop_silent_ns = 0;
@@ -45,6 +46,10 @@ class Heartbeat {
   FileResult Start();
   // The event loop answered. Called from the JS thread; lock-free.
   void Answer();
+  // The JS side's health check failed: from the next deadline on, beats are
+  // withheld and the record (state "unhealthy") says `message`, with `fields`
+  // (JSON members) added. An empty `message` lifts the veto. JS thread only.
+  void SetVeto(const std::string& message, const std::string& fields);
   // Idempotent. Returns after the thread exited. Leaves a "stopped" record
   // (mtime kept at the last beat), or unlinks the file when `remove`.
   void Stop(bool remove);
@@ -55,7 +60,15 @@ class Heartbeat {
   void Run();
   void Tick(int64_t now_mono);
   std::string Record(const char* state, const std::string& message,
-                     int64_t wall_ns, int64_t last_beat_ns) const;
+                     int64_t wall_ns, int64_t last_beat_ns,
+                     const std::string& extra_fields = std::string()) const;
+  // The mtime for a record that is not a beat: this pulse's last beat, or
+  // the file's own mtime when newer (other processes beat a shared file:
+  // a record written here must not make their beats look old).
+  int64_t KeptMtime() const;
+  // Writes a record that withholds the beat, with KeptMtime().
+  void WriteWithheld(const char* state, const std::string& message,
+                     const std::string& extra_fields, int64_t wall_ns);
   void Report(const FileResult& result, int64_t wall_ns);
 
   const Config config_;
@@ -73,10 +86,17 @@ class Heartbeat {
   // Monotonic ns of the loop's last answer: written by Answer() on the JS
   // thread, read by the heartbeat thread at each deadline.
   std::atomic<int64_t> last_answer_mono_ns_{0};
+  // Guards veto_message_ and veto_fields_. Held only to copy or swap them,
+  // never across file I/O.
+  pthread_mutex_t veto_mutex_;
+  std::string veto_message_;  // guarded by veto_mutex_; empty = no veto
+  std::string veto_fields_;   // guarded by veto_mutex_
+
   // Counters and last-beat time: written by the heartbeat thread (and by
   // Start() before it runs), read by Read() on the JS thread.
   std::atomic<uint64_t> beats_{0};
   std::atomic<uint64_t> withheld_{0};
+  std::atomic<uint64_t> vetoed_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<int64_t> last_beat_wall_ns_{0};
   // True from the first withheld deadline until the loop answers again.
@@ -88,8 +108,10 @@ class Heartbeat {
   std::atomic<int64_t> last_error_wall_ns_{0};
   // Wall ns since which the loop has been silent; heartbeat thread only.
   int64_t stalled_since_wall_ns_ = 0;
-  // Whether the file's record currently says "stalled"; heartbeat thread only.
-  bool record_says_stalled_ = false;
+  // What the file's record currently says; heartbeat thread only. A record
+  // that withheld beats is replaced by a "running" one at the next beat.
+  enum class Said { kRunning, kStalled, kUnhealthy };
+  Said record_says_ = Said::kRunning;
 };
 
 // Process-wide: the files pulsed by any environment of this process.

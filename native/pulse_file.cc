@@ -101,6 +101,12 @@ FileResult Remove(const std::string& path) {
   return FileResult{};
 }
 
+int64_t MtimeNs(const std::string& path) {
+  struct statx st;
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_MTIME, &st) != 0) return 0;
+  return static_cast<int64_t>(st.stx_mtime.tv_sec) * 1000000000 + st.stx_mtime.tv_nsec;
+}
+
 FileResult CanonicalKey(const std::string& path, std::string* key) {
   char resolved[PATH_MAX];
   if (realpath(DirName(path).c_str(), resolved) == nullptr) {

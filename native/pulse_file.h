@@ -47,6 +47,10 @@ FileResult Touch(const std::string& path, int64_t wall_ns);
 
 FileResult Remove(const std::string& path);
 
+// The wall-clock mtime (ns) of what is at `path`, without following a
+// symlink; 0 when nothing is there or it cannot be read.
+int64_t MtimeNs(const std::string& path);
+
 // realpath() of the parent directory joined with the base name: one key per
 // file however the path is spelled.
 FileResult CanonicalKey(const std::string& path, std::string* key);

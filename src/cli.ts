@@ -1,24 +1,34 @@
-import { resolveOptions, checkFile, parseSeconds } from './options';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from './options';
 import { probe, seconds, type ProbeResult } from './probe';
+import { isTemplated, templateToGlob } from './template';
 
 // `celery-pulse-native check|status`: a probe runs it every few seconds, so it
 // loads only options (env parsing) and the probe, never the addon or the index.
 
 export const USAGE =
-  'usage: celery-pulse-native check [--file F] [--max-age S] [--json]\n' +
-  '       celery-pulse-native status [--file F] [--max-age S]\n';
+  'usage: celery-pulse-native check [--file F]... [FILE|GLOB]... [--all|--any] [--max-age S] [--json]\n' +
+  '       celery-pulse-native status [--file F]... [FILE|GLOB]... [--all|--any] [--max-age S]\n';
 
 const HELP =
   USAGE +
   '\n' +
   'check   exit 0 when the healthcheck file is fresh (mtime age <= max-age),\n' +
-  '        1 when it is stale, missing or not a regular file, 2 on a usage error.\n' +
+  '        1 when it is stale, gone, missing or not a regular file, 2 on a usage error.\n' +
   'status  the file\'s record and age, for a person (same exit codes).\n' +
   '\n' +
   '--file F     the healthcheck file (default: $CELERY_PULSE_HEALTHCHECK_FILE,\n' +
-  '             else /tmp/celery_healthcheck)\n' +
+  '             else /tmp/celery_healthcheck); may be given again, or files\n' +
+  '             and globs (* and ? in the file name) follow the command\n' +
+  '--all        several files: every one not gone must be fresh (the default)\n' +
+  '--any        several files: one fresh file is enough\n' +
   '--max-age S  seconds (default: 2 x $CELERY_PULSE_HEARTBEAT_INTERVAL, else 120)\n' +
-  '--json       print one JSON object instead of a line\n';
+  '--json       print one JSON object instead of lines\n' +
+  '\n' +
+  'A path with {pid}, {threadId}, {hostname} or {workerId} stands for every\n' +
+  'file the pulses would write. A file that is not fresh and whose recorded\n' +
+  'process no longer runs on this host is gone; --all leaves gone files out.\n';
 
 export interface Output {
   out(text: string): void;
@@ -34,9 +44,11 @@ class UsageError extends Error {}
 
 interface Args {
   command: 'check' | 'status';
-  file?: string;
+  /** --file values and positional files or globs, in order. */
+  files: string[];
   maxAge?: string;
   json: boolean;
+  mode?: 'all' | 'any';
 }
 
 function parseArgs(argv: readonly string[]): Args | 'help' {
@@ -44,44 +56,105 @@ function parseArgs(argv: readonly string[]): Args | 'help' {
   if (argv.length === 1 && ['-h', '--help', 'help'].includes(argv[0])) return 'help';
   const [command, ...rest] = argv;
   if (command !== 'check' && command !== 'status') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  const args: Args = { command, json: false };
-  const flags = command === 'check' ? ['--file', '--max-age', '--json'] : ['--file', '--max-age'];
+  const args: Args = { command, files: [], json: false };
+  const flags = ['--file', '--max-age', '--all', '--any', ...(command === 'check' ? ['--json'] : [])];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     if (arg === '-h' || arg === '--help') return 'help';
+    if (!arg.startsWith('-')) {
+      args.files.push(arg);
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
-    if (!flags.includes(name)) {
-      const what = arg.startsWith('-') ? `unknown option ${JSON.stringify(name)}` : `unexpected argument ${JSON.stringify(arg)}`;
-      throw new UsageError(what);
-    }
-    if (name === '--json') {
-      if (eq > 0) throw new UsageError('--json takes no value');
-      args.json = true;
+    if (!flags.includes(name)) throw new UsageError(`unknown option ${JSON.stringify(name)}`);
+    if (name === '--json' || name === '--all' || name === '--any') {
+      if (eq > 0) throw new UsageError(`${name} takes no value`);
+      if (name === '--json') {
+        args.json = true;
+      } else {
+        const mode = name === '--all' ? 'all' : 'any';
+        if (args.mode !== undefined && args.mode !== mode) throw new UsageError('--all and --any exclude each other');
+        args.mode = mode;
+      }
       continue;
     }
     let value: string;
     if (eq > 0) value = arg.slice(eq + 1);
     else if (i + 1 < rest.length) value = rest[++i];
     else throw new UsageError(`${name} needs a value`);
-    const key = name === '--file' ? 'file' : 'maxAge';
-    if (args[key] !== undefined) throw new UsageError(`${name} given twice`);
-    args[key] = value;
+    if (name === '--file') {
+      args.files.push(value);
+      continue;
+    }
+    if (args.maxAge !== undefined) throw new UsageError(`${name} given twice`);
+    args.maxAge = value;
   }
   return args;
 }
 
-/** The file and threshold: flags first, then the library's env vars and defaults. */
-function settings(args: Args): { file: string; maxAgeMs: number } {
-  // Same parsing, precedence and coded errors as start(): a probe and the
-  // worker sharing one environment can never disagree on the file.
+type Source = { kind: 'option' | 'env'; name: string };
+
+const WILDCARD = /[*?]/;
+
+/** A glob's file-name part as a RegExp: * and ? never match a leading dot, as in the shell. */
+function nameMatcher(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${glob.startsWith('.') ? '' : '(?!\\.)'}${body}$`);
+}
+
+/** The existing files a glob names, sorted; wildcards are allowed in the file name only. */
+function expandGlob(glob: string): string[] {
+  const dir = path.dirname(glob);
+  if (WILDCARD.test(dir)) throw new UsageError(`wildcards are allowed in the file name only, not in ${JSON.stringify(dir)}`);
+  const matcher = nameMatcher(path.basename(glob));
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((name) => matcher.test(name)).sort().map((name) => path.join(dir, name));
+}
+
+interface Target {
+  /** As given (a glob, a template or a path), for messages. */
+  given: string;
+  /** The files it names now. */
+  files: string[];
+  glob: boolean;
+}
+
+/** One file, or a glob (a template stands for the files its pulses would write). */
+function target(value: string, source: Source): Target {
+  const templated = isTemplated(value);
+  const pattern = templated ? templateToGlob(value, source) : value;
+  // Same parsing and coded errors as start(): a probe and the worker sharing
+  // one environment can never disagree on the file.
+  const file = checkFile(pattern, source);
+  // A literal "*" in an env var is a file name; on the command line, a glob.
+  if (WILDCARD.test(pattern) && (templated || source.kind === 'option')) {
+    return { given: value, files: expandGlob(file), glob: true };
+  }
+  return { given: value, files: [file], glob: false };
+}
+
+/** The files and threshold: flags first, then the library's env vars and defaults. */
+function settings(args: Args): { targets: Target[]; maxAgeMs: number } {
   const resolved = resolveOptions({}, process.env);
-  const file = args.file !== undefined ? checkFile(args.file, { kind: 'option', name: '--file' }) : resolved.file;
+  const targets =
+    args.files.length > 0
+      ? args.files.map((value) => target(value, { kind: 'option', name: '--file' }))
+      : [
+          process.env[ENV.file] !== undefined
+            ? target(process.env[ENV.file] as string, { kind: 'env', name: ENV.file })
+            : target(DEFAULTS.file, { kind: 'option', name: '--file' }),
+        ];
   const maxAge =
     args.maxAge !== undefined
       ? parseSeconds(args.maxAge, { kind: 'option', name: '--max-age' }, false)
       : 2 * resolved.interval;
-  return { file, maxAgeMs: Math.round(maxAge * 1000) };
+  return { targets, maxAgeMs: Math.round(maxAge * 1000) };
 }
 
 function ageText(r: ProbeResult): string {
@@ -98,7 +171,7 @@ export function verdictLine(r: ProbeResult): string {
 
 function verdictWord(r: ProbeResult): string {
   if (r.ok) return 'fresh';
-  if (r.state === 'missing') return 'missing';
+  if (r.state === 'missing' || r.state === 'gone') return r.state;
   return r.ageMs === null ? 'unusable' : 'stale';
 }
 
@@ -147,11 +220,15 @@ export function main(argv: readonly string[], io: Output = stdio): number {
     io.out(HELP);
     return 0;
   }
-  let file: string;
+  let targets: Target[];
   let maxAgeMs: number;
   try {
-    ({ file, maxAgeMs } = settings(args));
+    ({ targets, maxAgeMs } = settings(args));
   } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`celery-pulse-native: ${error.message}\n${USAGE}`);
+      return 2;
+    }
     const coded = error as Error & { code?: string };
     if (typeof coded.code !== 'string' || !coded.code.startsWith('ERR_PULSE_')) throw error;
     // A bad flag is a usage error; a bad env var is the environment's.
@@ -159,9 +236,68 @@ export function main(argv: readonly string[], io: Output = stdio): number {
     return 2;
   }
   const now = Date.now();
-  const result = probe(file, maxAgeMs, now);
-  if (args.command === 'status') io.out(statusText(result, now));
-  else if (args.json) io.out(`${JSON.stringify(result)}\n`);
-  else io.out(verdictLine(result));
-  return result.ok ? 0 : 1;
+  // One plain file and no --all/--any: the single-file verdict, as always.
+  if (targets.length === 1 && !targets[0].glob && args.mode === undefined) {
+    const result = probe(targets[0].files[0], maxAgeMs, now);
+    if (args.command === 'status') io.out(statusText(result, now));
+    else if (args.json) io.out(`${JSON.stringify(result)}\n`);
+    else io.out(verdictLine(result));
+    return result.ok ? 0 : 1;
+  }
+  const verdict = judge(targets, maxAgeMs, now, args.mode ?? 'all');
+  if (args.command === 'status') {
+    io.out(verdict.results.map((r) => statusText(r, now)).join('\n'));
+    if (verdict.results.length > 0) io.out('\n');
+    io.out(verdict.summary);
+  } else if (args.json) {
+    const { results, summary, ...rest } = verdict;
+    io.out(`${JSON.stringify({ ...rest, summary: summary.trimEnd(), files: results })}\n`);
+  } else {
+    io.out(verdict.results.map(verdictLine).join('') + verdict.summary);
+  }
+  return verdict.ok ? 0 : 1;
+}
+
+interface Verdict {
+  ok: boolean;
+  mode: 'all' | 'any';
+  fresh: string[];
+  stale: string[];
+  gone: string[];
+  results: ProbeResult[];
+  /** The last line: the verdict, and which files made it. */
+  summary: string;
+}
+
+/**
+ * Several files. --all: every file not gone is fresh, and at least one is;
+ * --any: at least one is fresh. Gone files (not fresh, their process no
+ * longer runs here) are named but never fail --all: a worker that crashed and
+ * was replaced must not fail the probe forever.
+ */
+function judge(targets: Target[], maxAgeMs: number, now: number, mode: 'all' | 'any'): Verdict {
+  const files = [...new Set(targets.flatMap((t) => t.files))];
+  const results = files.map((file) => probe(file, maxAgeMs, now));
+  const names = (keep: (r: ProbeResult) => boolean) => results.filter(keep).map((r) => r.file);
+  const fresh = names((r) => r.ok);
+  const gone = names((r) => r.state === 'gone');
+  const stale = names((r) => !r.ok && r.state !== 'gone');
+  const empty = targets.filter((t) => t.glob && t.files.length === 0).map((t) => t.given);
+  const ok = mode === 'all' ? stale.length === 0 && fresh.length > 0 : fresh.length > 0;
+  const goneNote = gone.length > 0 ? `; ${gone.length} gone, left out: ${gone.join(', ')}` : '';
+  let summary: string;
+  if (files.length === 0) {
+    summary = `missing: no file matches ${empty.join(', ')}\n`;
+  } else if (mode === 'all') {
+    summary = ok
+      ? `fresh: ${gone.length > 0 ? `${fresh.length} of ${files.length}` : `all ${files.length}`} files (--all${goneNote})\n`
+      : stale.length > 0
+        ? `stale: ${stale.length} of ${files.length} files: ${stale.join(', ')} (--all${goneNote})\n`
+        : `gone: every one of the ${files.length} files is gone (--all): ${gone.join(', ')}\n`;
+  } else {
+    summary = ok
+      ? `fresh: ${fresh.length} of ${files.length} files (--any): ${fresh.join(', ')}\n`
+      : `stale: none of the ${files.length} files is fresh (--any)\n`;
+  }
+  return { ok, mode, fresh, stale, gone, results, summary };
 }

@@ -7,6 +7,7 @@ export type { PulseOptions, Strategy } from './options';
 export type { Pulse } from './pulse';
 export type { PulseStatus, PulseLastError } from './status';
 export type { PulseErrorCode, PulseError } from './errors';
+export type { HealthCheck, HealthCheckStatus } from './health';
 
 /**
  * Starts a heartbeat on the healthcheck file. Every option is optional;
@@ -59,6 +60,10 @@ export function initCeleryPulse(app: CeleryLikeApp, overrides: PulseOptions = {}
   const maxStall = confValue(conf, CONF_KEYS.maxStall);
   if (maxStall) fromConf.maxStall = seconds(maxStall, true);
   const file = confValue(conf, CONF_KEYS.file);
-  if (file) fromConf.file = checkFile(file[0], file[1]);
+  if (file) {
+    checkFile(file[0], file[1]);
+    // Passed on as written, so start() still sees its placeholders.
+    fromConf.file = file[0] as string;
+  }
   return start({ ...fromConf, ...overrides });
 }

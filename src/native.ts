@@ -5,6 +5,8 @@ import { pulseError } from './errors';
 export interface NativeHandle {
   start(): null | { errno: number; op: number };
   answer(): void;
+  /** A failing health check withholds beats; veto('', '') lifts it. */
+  veto(message: string, fields: string): void;
   stop(remove: boolean): void;
   stats(): NativeStats;
 }
@@ -13,6 +15,7 @@ export interface NativeStats {
   running: boolean;
   beats: number;
   withheld: number;
+  vetoed: number;
   errors: number;
   lastBeatMs: number;
   loopSilentMs: number;
@@ -23,7 +26,7 @@ export interface NativeStats {
 }
 
 export interface NativeBinding {
-  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string) => NativeHandle;
+  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string, removeOnStop: boolean) => NativeHandle;
   sourceDigest: string;
 }
 

@@ -1,11 +1,16 @@
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
+import type { HealthCheck } from './health';
+import { expandTemplate, isTemplated } from './template';
 
 export type Strategy = 'auto' | 'native' | 'worker';
 export const STRATEGIES: readonly Strategy[] = ['auto', 'native', 'worker'];
 
 export interface PulseOptions {
-  /** Healthcheck file; relative paths resolve against the cwd at start. */
+  /**
+   * Healthcheck file; relative paths resolve against the cwd at start. May
+   * contain {pid}, {threadId}, {hostname} and {workerId} for per-process files.
+   */
   file?: string;
   /** Seconds between beats (fractions allowed). */
   interval?: number;
@@ -13,8 +18,18 @@ export interface PulseOptions {
   maxStall?: number;
   /** `native` thread, `worker` thread fallback, or `auto` (native when the addon loads). */
   strategy?: Strategy;
-  /** Unlink the file on stop() instead of leaving a "stopped" record. */
+  /**
+   * Unlink the file on stop() instead of leaving a "stopped" record. Default:
+   * true when `file` has placeholders, else false.
+   */
   removeOnStop?: boolean;
+  /**
+   * Run on the event loop once per interval; while it returns anything but
+   * true, throws or times out, beats are withheld and the record says why.
+   */
+  healthCheck?: HealthCheck;
+  /** Seconds a healthCheck run may take before it counts as failed. Default: min(5, interval). */
+  healthCheckTimeout?: number;
 }
 
 export interface ResolvedOptions {
@@ -23,6 +38,8 @@ export interface ResolvedOptions {
   maxStall: number;
   strategy: Strategy;
   removeOnStop: boolean;
+  healthCheck: HealthCheck | undefined;
+  healthCheckTimeout: number;
 }
 
 export const ENV = {
@@ -32,7 +49,7 @@ export const ENV = {
   strategy: 'CELERY_PULSE_STRATEGY',
 } as const;
 
-export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy };
+export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy, healthCheckTimeout: 5 };
 
 /** Bounds of both durations, in seconds. */
 export const MIN_SECONDS = 0.01;
@@ -41,7 +58,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -81,14 +98,17 @@ export function checkSeconds(value: unknown, source: Source, allowInfinity: bool
   return value;
 }
 
-export function checkFile(value: unknown, source: Source, cwd = process.cwd()): string {
+type Env = Record<string, string | undefined>;
+
+export function checkFile(value: unknown, source: Source, cwd = process.cwd(), env: Env = process.env): string {
   if (typeof value !== 'string') throw invalid(source, value, 'a file path string', TypeError);
   if (value.trim() === '') throw invalid(source, value, 'a non-empty file path', TypeError);
   if (value.includes('\0')) throw invalid(source, value, 'a file path without NUL bytes', TypeError);
-  if (value.endsWith('/') || /(^|\/)\.{1,2}$/.test(value)) {
+  const expanded = expandTemplate(value, source, env);
+  if (expanded.endsWith('/') || /(^|\/)\.{1,2}$/.test(expanded)) {
     throw invalid(source, value, 'the path of a file, not of a directory', TypeError);
   }
-  const resolved = path.resolve(cwd, value);
+  const resolved = path.resolve(cwd, expanded);
   if (Buffer.byteLength(resolved) > MAX_PATH_BYTES) {
     throw invalid(source, value, `a path of at most ${MAX_PATH_BYTES} bytes`, RangeError);
   }
@@ -105,8 +125,6 @@ export function checkStrategy(value: unknown, source: Source): Strategy {
   }
   return text as Strategy;
 }
-
-type Env = Record<string, string | undefined>;
 
 /**
  * Options with precedence: explicit option > env var > default. Every value is
@@ -133,8 +151,8 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   const has = (key: string) => given[key] !== undefined;
 
   let file: string;
-  if (has('file')) file = checkFile(given.file, opt('file'));
-  else if (env[ENV.file] !== undefined) file = checkFile(env[ENV.file], fromEnv(ENV.file));
+  if (has('file')) file = checkFile(given.file, opt('file'), undefined, env);
+  else if (env[ENV.file] !== undefined) file = checkFile(env[ENV.file], fromEnv(ENV.file), undefined, env);
   else file = DEFAULTS.file;
 
   let interval: number;
@@ -155,9 +173,21 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   if (has('removeOnStop') && typeof given.removeOnStop !== 'boolean') {
     throw invalid(opt('removeOnStop'), given.removeOnStop, 'a boolean', TypeError);
   }
-  const removeOnStop = given.removeOnStop === true;
+  // A templated file belongs to one process: left behind, it would only
+  // confuse a check of all files.
+  const rawFile = has('file') ? given.file : env[ENV.file];
+  const templated = typeof rawFile === 'string' && isTemplated(rawFile);
+  const removeOnStop = has('removeOnStop') ? given.removeOnStop === true : templated;
 
-  return { file, interval, maxStall, strategy, removeOnStop };
+  if (has('healthCheck') && typeof given.healthCheck !== 'function') {
+    throw invalid(opt('healthCheck'), given.healthCheck, 'a function returning true, false or a promise of one', TypeError);
+  }
+  const healthCheck = given.healthCheck as HealthCheck | undefined;
+  const healthCheckTimeout = has('healthCheckTimeout')
+    ? checkSeconds(given.healthCheckTimeout, opt('healthCheckTimeout'), false)
+    : Math.min(DEFAULTS.healthCheckTimeout, interval);
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout };
 }
 
 /** How often the loop is asked to answer: at least every min(1 s, maxStall / 4). */

@@ -4,11 +4,17 @@ import * as os from 'node:os';
 // The probe side of the file: how old it is and what its record says. Loaded by
 // the CLI, so it needs nothing but node:fs and node:os (never the addon).
 
-/** What the probe found at the path. `running`, `stalled`, `stopped` come from the record. */
+/**
+ * What the probe found at the path. `running`, `stalled`, `unhealthy`,
+ * `stopped` come from the record; `gone` is a file that is not fresh and whose
+ * recorded process no longer runs on this host.
+ */
 export type ProbeState =
   | 'running'
   | 'stalled'
+  | 'unhealthy'
   | 'stopped'
+  | 'gone'
   | 'missing'
   | 'symlink'
   | 'not-regular'
@@ -80,9 +86,11 @@ function fileKind(stat: fs.Stats): string {
  * Reads the record of a regular file without following a link: O_NOFOLLOW,
  * O_NONBLOCK (a FIFO swapped in cannot hang the probe) and the same inode as
  * the lstat. Returns null when there is no parsable record, or the errno code
- * when the file cannot be opened (its mtime still decides).
+ * when the file cannot be opened (its mtime still decides), or REPLACED when
+ * another regular file was renamed over the path since the lstat.
  */
-function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
+const REPLACED = Symbol('replaced');
+function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null | typeof REPLACED {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -91,7 +99,8 @@ function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
   }
   try {
     const again = fs.fstatSync(fd);
-    if (!again.isFile() || again.ino !== stat.ino || again.dev !== stat.dev) return null;
+    if (!again.isFile()) return null;
+    if (again.ino !== stat.ino || again.dev !== stat.dev) return REPLACED;
     const buffer = Buffer.alloc(Math.min(again.size, MAX_RECORD_BYTES + 1));
     const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
     if (length > MAX_RECORD_BYTES) return null;
@@ -104,19 +113,29 @@ function readRecord(file: string, stat: fs.Stats): PulseRecord | string | null {
   }
 }
 
+/**
+ * Whether the record's process is known to be gone: it was written on this
+ * host (same host name, or none recorded) and its pid no longer exists.
+ */
+function writerGone(record: PulseRecord): boolean {
+  if (typeof record.pid !== 'number' || !Number.isInteger(record.pid) || record.pid <= 0) return false;
+  if (typeof record.hostname === 'string' && record.hostname !== os.hostname()) return false;
+  try {
+    process.kill(record.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: it exists
+  }
+}
+
 /** Who wrote the record, and whether that process still exists here. */
 function writer(record: PulseRecord): string {
   if (typeof record.pid !== 'number') return '';
-  let text = `pid ${record.pid}`;
+  const text = `pid ${record.pid}`;
   if (typeof record.hostname === 'string' && record.hostname !== os.hostname()) {
     return `${text} on ${record.hostname}`;
   }
-  try {
-    process.kill(record.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') text += ', no longer running';
-  }
-  return text;
+  return writerGone(record) ? `${text}, no longer running` : text;
 }
 
 function explain(
@@ -142,6 +161,13 @@ function explain(
       const tail = ok ? `; beats withheld, the file goes stale in ${seconds(maxAgeMs - ageMs)}` : '; beats withheld';
       return ['stalled', `${since}${silent}${when}${tail}${paren}`];
     }
+    case 'unhealthy': {
+      // The message names the failing check and its error (native/heartbeat.cc).
+      const message = typeof record.message === 'string' ? record.message : 'a health check fails; beats withheld';
+      const when = written ? ` (as of ${written})` : '';
+      const tail = ok ? `; the file goes stale in ${seconds(maxAgeMs - ageMs)}` : '';
+      return ['unhealthy', `${message}${when}${tail}${paren}`];
+    }
     case 'stopped': {
       const message = typeof record.message === 'string' ? record.message : 'stopped';
       return ['stopped', `the pulse was ${message}${paren}`];
@@ -153,6 +179,9 @@ function explain(
       }
       // The record says running but no beat came: the thread could not write,
       // or the process was frozen (SIGSTOP) or killed without a chance to say so.
+      if (by.endsWith('no longer running')) {
+        return ['running', `the record says running, but its process is gone: it died without stopping its pulse${paren}`];
+      }
       return [
         'running',
         `the record says running, but no beat for ${seconds(ageMs)}: ` +
@@ -178,25 +207,36 @@ export function probe(file: string, maxAgeMs: number, now = Date.now()): ProbeRe
     ...extra,
   });
   let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'ENOENT') {
-      return result(false, 'missing', 'no such file: the pulse has not started, or was stopped with removeOnStop');
+  let read: ReturnType<typeof readRecord>;
+  // A pulse replaces its record by rename (a stall record, a recovery): one
+  // that lands between the lstat and the open is read again, not taken for
+  // a file without a record.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      stat = fs.lstatSync(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      if (code === 'ENOENT') {
+        return result(false, 'missing', 'no such file: the pulse has not started, or was stopped with removeOnStop');
+      }
+      if (code === 'ENOTDIR') return result(false, 'missing', 'no such file: a parent in its path is not a directory');
+      return result(false, 'unreadable', `cannot inspect the file (${code})`);
     }
-    if (code === 'ENOTDIR') return result(false, 'missing', 'no such file: a parent in its path is not a directory');
-    return result(false, 'unreadable', `cannot inspect the file (${code})`);
+    if (stat.isSymbolicLink()) {
+      return result(false, 'symlink', 'the path is a symbolic link; the probe never follows links, nor does the pulse');
+    }
+    if (!stat.isFile()) return result(false, 'not-regular', `the path is ${fileKind(stat)}, not a regular file`);
+    read = readRecord(file, stat);
+    if (read !== REPLACED || attempt === 3) break;
   }
-  if (stat.isSymbolicLink()) {
-    return result(false, 'symlink', 'the path is a symbolic link; the probe never follows links, nor does the pulse');
-  }
-  if (!stat.isFile()) return result(false, 'not-regular', `the path is ${fileKind(stat)}, not a regular file`);
+  const record = read === REPLACED ? null : read;
 
   const ageMs = Math.round(now - stat.mtimeMs);
   const ok = ageMs <= maxAgeMs;
-  const record = readRecord(file, stat);
-  const [state, reason] = explain(ok, ageMs, maxAgeMs, record, now);
+  const [recordState, reason] = explain(ok, ageMs, maxAgeMs, record, now);
   const parsed = typeof record === 'string' ? null : record;
+  // Not fresh, and written by a process that no longer exists here: gone,
+  // which a check of several files tells apart from stale.
+  const state: ProbeState = !ok && parsed !== null && writerGone(parsed) ? 'gone' : recordState;
   return result(ok, state, reason, { ageMs, mtime: stat.mtime.toISOString(), record: parsed });
 }

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { pulseError } from './errors';
+import { HealthCheckRunner } from './health';
 import { FILE_OPS, type NativeBinding, type NativeHandle } from './native';
 import { pingIntervalMs, type ResolvedOptions } from './options';
 import { describeFileFault, type PulseStatus } from './status';
@@ -39,6 +40,7 @@ export class NativePulse implements Pulse {
   readonly #handle: NativeHandle;
   readonly #startedAt = new Date();
   #ping: NodeJS.Timeout | undefined;
+  #health: HealthCheckRunner | undefined;
 
   constructor(binding: NativeBinding, options: ResolvedOptions) {
     this.#options = options;
@@ -48,6 +50,7 @@ export class NativePulse implements Pulse {
       options.interval,
       options.maxStall,
       staticRecordFields(options, 'native', this.#startedAt),
+      options.removeOnStop,
     );
     const failure = this.#handle.start();
     if (failure !== null) {
@@ -67,6 +70,10 @@ export class NativePulse implements Pulse {
     // The loop's answer: one native call that stores the monotonic time.
     this.#ping = setInterval(() => handle.answer(), pingIntervalMs(options.maxStall));
     this.#ping.unref();
+    if (options.healthCheck) {
+      this.#health = new HealthCheckRunner(options.healthCheck, options.healthCheckTimeout, options.interval,
+        (message, fields) => handle.veto(message, fields));
+    }
     active.add(this);
   }
 
@@ -91,6 +98,7 @@ export class NativePulse implements Pulse {
       loopSilentMs: s.loopSilentMs,
       errors: s.errors,
       lastError: fault ? { code: fault.code, message: fault.message, at: new Date(s.errorMs) } : null,
+      healthCheck: this.#health ? this.#health.status(s.vetoed) : null,
     };
   }
 
@@ -98,6 +106,7 @@ export class NativePulse implements Pulse {
     if (this.#ping === undefined) return;
     clearInterval(this.#ping);
     this.#ping = undefined;
+    this.#health?.stop();
     this.#handle.stop(this.#options.removeOnStop);
     active.delete(this);
   }

@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
 import type { FileOpName } from './native';
 
@@ -25,7 +26,10 @@ export interface PulseStatus {
   /** Successful touches, the synchronous first beat included. */
   beats: number;
   lastBeatAt: Date | null;
-  /** Deadlines skipped because the event loop was silent for longer than maxStall. */
+  /**
+   * Deadlines skipped because the event loop was silent for longer than
+   * maxStall, or because the health check was failing.
+   */
   withheld: number;
   stalled: boolean;
   /** Time since the loop last answered, as the heartbeat thread sees it. */
@@ -33,6 +37,8 @@ export interface PulseStatus {
   /** Failed file operations since start. */
   errors: number;
   lastError: PulseLastError | null;
+  /** The custom health check's state; null without a healthCheck option. */
+  healthCheck: HealthCheckStatus | null;
 }
 
 const ERRNO_NAMES = new Map<number, string>(

@@ -9,7 +9,7 @@ const path = require('node:path');
 const { PKG, tmpDir, runChild, assertExit, publicPackageCopy } = require('./helpers');
 const { BIN, cli, cleanEnv } = require('./sandbox');
 
-const USAGE_LINE = 'usage: celery-pulse-native check [--file F] [--max-age S] [--json]';
+const USAGE_LINE = 'usage: celery-pulse-native check [--file F]... [FILE|GLOB]... [--all|--any] [--max-age S] [--json]';
 
 /** Sets a file's mtime `seconds` before now (negative: in the future). */
 function age(file, seconds) {
@@ -63,9 +63,13 @@ test('bad arguments exit 2 with a usage line on stderr and nothing on stdout', a
     ['check', '--file', file, '--max-age=0x10'],
     ['check', '--file', ''],
     ['check', '--file', `${file}/`],
-    ['check', '--file', file, '--file', file],
+    ['check', '--file', file, '--max-age', '5', '--max-age', '5'],
     ['check', '--json=yes'],
-    ['check', 'extra'],
+    ['check', '--all=yes'],
+    ['check', '--all', '--any', file],
+    ['check', path.join(path.dirname(file), '*', 'health')],
+    ['check', path.join(path.dirname(file), 'h-{nope}')],
+    ['check', `${file}-{pid`],
     ['status', '--json'],
   ];
   for (const args of cases) {
@@ -151,10 +155,11 @@ test('the line names the file, its age, the threshold and what the record says',
   age(file, 30);
   const stopped = await cli(['check', '--file', file, '--max-age', '20']);
   assertExit(stopped, 1);
-  assert.match(stopped.stdout, new RegExp(`^stale: ${file} age 30\\.\\d s > max-age 20\\.0 s: the pulse was stopped at ${record.updatedAt} \\(pid ${record.pid}, no longer running\\)\\n$`));
+  // Its process no longer runs on this host: gone, rather than stale.
+  assert.match(stopped.stdout, new RegExp(`^gone: ${file} age 30\\.\\d s > max-age 20\\.0 s: the pulse was stopped at ${record.updatedAt} \\(pid ${record.pid}, no longer running\\)\\n$`));
 
   // A record that says running with an old mtime: killed or frozen.
-  const running = { ...record, state: 'running', message: 'started' };
+  const running = { ...record, state: 'running', message: 'started', pid: process.pid };
   fs.writeFileSync(file, JSON.stringify(running));
   age(file, 300);
   const killed = await cli(['check', '--file', file, '--max-age', '20']);
@@ -250,6 +255,6 @@ test('the command loads neither the addon nor the library index', (t) => {
   assert.equal(result.status, 1, result.stderr);
   const seen = JSON.parse(result.stderr);
   const ours = seen.modules.map((m) => path.relative(PKG, m)).sort();
-  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli.js', 'dist/errors.js', 'dist/options.js', 'dist/probe.js']);
+  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli.js', 'dist/errors.js', 'dist/options.js', 'dist/probe.js', 'dist/template.js']);
   assert.deepEqual(seen.addons, []);
 });

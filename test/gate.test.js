@@ -103,3 +103,29 @@ test('beats keep to fixed deadlines: no drift over 40 beats', async (t) => {
   assert.ok(Math.min(offset, 50 - offset) <= 10, `beat ${elapsed} ms after the first is ${offset} ms off the grid`);
   assert.ok(elapsed >= 40 * 50 - 10);
 });
+
+test('a record written while beats are withheld never sets back a newer mtime (a file shared with live processes)', async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const pulse = startPulse({ file, interval: 0.1, maxStall: 0.3 });
+  t.after(() => pulse.stop());
+  await sleep(200);
+  // Another process beating the same file, simulated by touching it.
+  let lastTouch = 0;
+  let worstLag = 0;
+  let state;
+  blockFor(1500, () => {
+    const now = Date.now();
+    if (now - lastTouch >= 50) {
+      fs.utimesSync(file, now / 1000, now / 1000);
+      lastTouch = now;
+    }
+    worstLag = Math.max(worstLag, lastTouch - fs.statSync(file).mtimeMs);
+    try { state = readRecord(file).state; } catch { /* mid-rename */ }
+  });
+  assert.equal(state, 'stalled', 'the stall was recorded');
+  assert.ok(pulse.status().withheld >= 3);
+  // Never back to this pulse's own last beat (over a second old by the end).
+  // At worst to the sibling's previous touch, 50 ms earlier: a touch that
+  // lands between the thread's read of the mtime and its rename is lost.
+  assert.ok(worstLag <= 120, `the stall record set the mtime back by ${worstLag} ms`);
+});

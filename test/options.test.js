@@ -116,7 +116,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
   });
 });
 
-test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval', () => {
+test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check', () => {
   const { resolveOptions } = require('../dist/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
@@ -124,6 +124,8 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval', () => {
     maxStall: 60,
     strategy: 'auto',
     removeOnStop: false,
+    healthCheck: undefined,
+    healthCheckTimeout: 5,
   });
 });
 

@@ -6,6 +6,8 @@
 //   <!-- test: kubernetes -->     the container command, env and probe commands are run
 //   <!-- test: usage -->          must equal the CLI's usage text
 //   <!-- test: demo -->           `npm run demo`, run by demo.test.js
+//   <!-- test: example -->        first command starts an example, the rest (the
+//                                 probe) must then pass; readme-examples.test.js
 const fs = require('node:fs');
 const path = require('node:path');
 const { PKG } = require('./helpers');

@@ -12,7 +12,7 @@ const { sleep, assertExit } = require('./helpers');
 const { sandbox, cleanEnv, run, startChild } = require('./sandbox');
 const readme = require('./readme');
 
-const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'usage', 'demo'];
+const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'usage', 'demo', 'example'];
 const RUNNABLE = new Set(['sh', 'bash', 'shell', 'console', 'dockerfile', 'yaml', 'yml']);
 // Blocks that are not run here, each with where it is covered instead.
 const NOT_RUN = [
@@ -143,7 +143,8 @@ async function probeContainer(t, { cwd, env, command, probes, timeoutMs }) {
   for (const probe of probes) {
     const result = await runProbe(probe);
     assert.equal(result.status, 1, `${probe.name} on a 5 minutes old file: exit ${result.status}\n${result.stdout}${result.stderr}`);
-    if (probe.cli) assert.match(result.stdout, /^stale: .* the record says running, but no beat/);
+    // The worker was killed: its pid is gone, which the line says.
+    if (probe.cli) assert.match(result.stdout, /^gone: .* the record says running, but its process is gone/);
   }
   fs.rmSync(file);
   for (const probe of probes) {
