@@ -165,6 +165,7 @@ export class WorkerPulse implements Pulse {
       lastError: fault
         ? { code: fault.code, message: fault.message, at: new Date(Number(Atomics.load(i64, S.ERROR_MS))) }
         : this.#threadError,
+      healthCheck: null,
     };
   }
 
