@@ -1,7 +1,7 @@
 // The JSON record in the healthcheck file, written byte for byte as the
 // addon writes it (native/heartbeat.cc, Heartbeat::Record).
 
-export type RecordState = 'running' | 'stalled' | 'stopped';
+export type RecordState = 'running' | 'stalled' | 'unhealthy' | 'stopped';
 
 /** "2026-11-25T13:14:15.123Z" */
 export function iso(wallMs: number): string {
@@ -14,8 +14,20 @@ export function seconds(ms: number): string {
 }
 
 /**
+ * A JSON string literal's content, escaped as the addon's JsonEscape does:
+ * quotes and backslashes, and control bytes as \u00xx. The message may carry a
+ * health check's error text.
+ */
+export function jsonEscape(text: string): string {
+  return text.replace(/["\\\u0000-\u001f]/g, (c) =>
+    c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
  * One line of JSON. `staticFields` are the pulse's fixed members (pid,
- * settings), already serialised without braces.
+ * settings), and `extraFields` this record's own (a failing health check's),
+ * both already serialised without braces.
  */
 export function record(
   state: RecordState,
@@ -25,15 +37,13 @@ export function record(
   loopSilentMs: number,
   staticFields: string,
   stalledSinceMs?: number,
+  extraFields = '',
 ): string {
-  const fields: Record<string, unknown> = {
-    state,
-    message,
-    updatedAt: iso(wallMs),
-    lastBeatAt: lastBeatMs > 0 ? iso(lastBeatMs) : null,
-  };
-  if (state === 'stalled' && stalledSinceMs !== undefined) fields.stalledSince = iso(stalledSinceMs);
-  fields.loopSilentMs = Math.trunc(loopSilentMs);
-  const head = JSON.stringify(fields).slice(0, -1);
-  return `${head}${staticFields ? `,${staticFields}` : ''}}\n`;
+  let out = `{"state":"${state}","message":"${jsonEscape(message)}","updatedAt":"${iso(wallMs)}","lastBeatAt":`;
+  out += lastBeatMs > 0 ? `"${iso(lastBeatMs)}"` : 'null';
+  if (state === 'stalled' && stalledSinceMs !== undefined) out += `,"stalledSince":"${iso(stalledSinceMs)}"`;
+  out += `,"loopSilentMs":${Math.trunc(loopSilentMs)}`;
+  if (extraFields) out += `,${extraFields}`;
+  if (staticFields) out += `,${staticFields}`;
+  return `${out}}\n`;
 }
