@@ -43,19 +43,47 @@ export function makeParents(file: string): FileResult {
   return OK;
 }
 
-/** ELOOP for a symlink, EISDIR for a directory, not-regular for anything else; a missing file is fine. */
-export function inspectTarget(file: string): FileResult {
+/** What inspectTarget found: a fault, or nothing in the way (`missing` when nothing is there). */
+export interface Inspection extends FileResult {
+  missing: boolean;
+}
+
+/**
+ * ELOOP for a symlink (dangling or not), EISDIR for a directory, not-regular
+ * for anything else; a missing file is fine and sets `missing`. One lstat,
+ * never following a link.
+ */
+export function inspectTarget(file: string): Inspection {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return OK;
-    return fail(error, 'inspect');
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ...OK, missing: true };
+    return { ...fail(error, 'inspect'), missing: false };
   }
-  if (st.isSymbolicLink()) return { err: os.constants.errno.ELOOP, op: op('inspect') };
-  if (st.isDirectory()) return { err: os.constants.errno.EISDIR, op: op('inspect') };
-  if (!st.isFile()) return { err: os.constants.errno.EINVAL, op: op('not-regular') };
-  return OK;
+  if (st.isSymbolicLink()) return { err: os.constants.errno.ELOOP, op: op('inspect'), missing: false };
+  if (st.isDirectory()) return { err: os.constants.errno.EISDIR, op: op('inspect'), missing: false };
+  if (!st.isFile()) return { err: os.constants.errno.EINVAL, op: op('not-regular'), missing: false };
+  return { ...OK, missing: false };
+}
+
+/** The wall-clock mtime (ms) of what is at `file`, not following a link; 0 when none or unreadable. */
+export function mtimeMs(file: string): number {
+  try {
+    return fs.lstatSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The mtime for a record that is not a beat: the pulse's last beat, or the
+ * file's own mtime when newer (other processes beat a shared file: a record
+ * written here must not make their beats look old).
+ */
+export function keptMtimeMs(file: string, lastBeatMs: number): number {
+  const current = mtimeMs(file);
+  return current > lastBeatMs ? current : lastBeatMs;
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
