@@ -2,14 +2,17 @@
 // called start()) and its heartbeat thread. Every access is an Atomics
 // operation; times are BigInt nanoseconds (monotonic) or milliseconds (wall).
 
+import type { MessagePort } from 'node:worker_threads';
+
 // BigInt64 words.
 export const ANSWER_NS = 0; // monotonic ns of the loop's last answer; owner writes, thread reads
 export const BEATS = 1; // successful touches; thread writes (owner before it starts)
-export const WITHHELD = 2; // deadlines skipped by the gate; thread writes
+export const WITHHELD = 2; // deadlines withheld: loop silent or vetoed; thread writes
 export const ERRORS = 3; // failed file operations; thread writes
 export const LAST_BEAT_MS = 4; // wall ms of the last beat; thread writes (owner before it starts)
 export const ERROR_MS = 5; // wall ms of the last fault; thread writes
-const I64_WORDS = 6;
+export const VETOED = 6; // of the withheld deadlines, those vetoed by the health check; thread writes
+const I64_WORDS = 7;
 
 // Int32 words, after the BigInt64 ones.
 export const RUN = 0; // RunState: the stop handshake
@@ -51,4 +54,17 @@ export interface HeartbeatConfig {
   claims: SharedArrayBuffer;
   slot: number;
   gen: number;
+  /**
+   * The health check's veto, owner to thread: each message is a Veto, the
+   * latest one counts, and an empty message lifts it. The thread reads it
+   * with receiveMessageOnPort at each deadline (it never returns to its own
+   * event loop while it runs).
+   */
+  vetoPort: MessagePort;
+}
+
+/** A failing health check's verdict: the record's message and extra JSON members. */
+export interface Veto {
+  message: string;
+  fields: string;
 }

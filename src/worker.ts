@@ -3,9 +3,10 @@
 // that called start(): it performs the first beat, answers the gate's ping,
 // reads status() from shared memory and stops the thread.
 import * as path from 'node:path';
-import { threadId, Worker } from 'node:worker_threads';
+import { MessageChannel, threadId, Worker, type MessagePort } from 'node:worker_threads';
 import { claim, type Slot } from './claims';
 import { pulseError } from './errors';
+import { HealthCheckRunner } from './health';
 import { FILE_OPS } from './native';
 import { pingIntervalMs, type ResolvedOptions } from './options';
 import * as pulseFile from './pulse-file';
@@ -24,7 +25,11 @@ const STOP_WAIT_MS = 1000;
 let tmpCount = 0;
 
 // Stopped at 'exit' (natural end, process.exit(), an uncaught exception) so the
-// file says "stopped", as the addon's environment cleanup hook does.
+// file is left as stop() leaves it ("stopped", or removed with removeOnStop),
+// as the addon's environment cleanup hook does. A worker thread ended by
+// worker.terminate() emits no 'exit' and runs no JavaScript at all as it goes
+// (Node disallows it during the teardown), so there the file keeps its last
+// record and goes stale: the addon's native cleanup hook has no JS twin.
 const atExit = new Set<() => void>();
 let exitHooked = false;
 function stopAllAtExit(): void {
@@ -51,7 +56,9 @@ export class WorkerPulse implements Pulse {
   readonly #slot: Slot;
   readonly #tmp: string; // this thread's record writes; the heartbeat thread has its own
   readonly #worker: Worker;
+  readonly #vetoPort: MessagePort; // this side of the veto channel to the heartbeat thread
   #ping: NodeJS.Timeout | undefined;
+  #health: HealthCheckRunner | undefined;
   #threadError: PulseLastError | null = null;
   readonly #atExit = () => this.#stop(false);
 
@@ -91,6 +98,9 @@ export class WorkerPulse implements Pulse {
       Atomics.store(this.#i64, S.BEATS, 1n);
       Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
 
+      const { port1, port2 } = new MessageChannel();
+      this.#vetoPort = port1;
+      port1.unref();
       const config: S.HeartbeatConfig = {
         file,
         tmp: threadTmp,
@@ -102,6 +112,7 @@ export class WorkerPulse implements Pulse {
         claims: this.#slot.sab,
         slot: this.#slot.index,
         gen: this.#slot.gen,
+        vetoPort: port2,
       };
       // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
       // run in the heartbeat thread. A small young generation keeps its RSS
@@ -109,6 +120,7 @@ export class WorkerPulse implements Pulse {
       // 4 MB on Node 20) and bounds a runaway heap.
       this.#worker = new Worker(THREAD_SCRIPT, {
         workerData: config,
+        transferList: [port2],
         env: {},
         execArgv: [],
         resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
@@ -132,6 +144,11 @@ export class WorkerPulse implements Pulse {
     // The loop's answer: one atomic store of the monotonic time.
     this.#ping = setInterval(() => Atomics.store(i64, S.ANSWER_NS, process.hrtime.bigint()), pingIntervalMs(options.maxStall));
     this.#ping.unref();
+    if (options.healthCheck) {
+      const port = this.#vetoPort;
+      this.#health = new HealthCheckRunner(options.healthCheck, options.healthCheckTimeout, options.interval,
+        (message, fields) => port.postMessage({ message, fields } satisfies S.Veto));
+    }
     atExit.add(this.#atExit);
     trackPulse(this);
     if (!exitHooked) {
@@ -165,7 +182,7 @@ export class WorkerPulse implements Pulse {
       lastError: fault
         ? { code: fault.code, message: fault.message, at: new Date(Number(Atomics.load(i64, S.ERROR_MS))) }
         : this.#threadError,
-      healthCheck: null,
+      healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
     };
   }
 
@@ -183,6 +200,7 @@ export class WorkerPulse implements Pulse {
     if (this.#ping === undefined) return;
     clearInterval(this.#ping);
     this.#ping = undefined;
+    this.#health?.stop();
     atExit.delete(this.#atExit);
     untrackPulse(this);
 
@@ -203,16 +221,22 @@ export class WorkerPulse implements Pulse {
 
     // The thread will not touch the file again: the record first, then wake
     // and end the thread, so its teardown does not compete with this write.
+    // Something other than a regular file planted at the path is left as found.
     const wall = Date.now();
-    if (remove) {
-      pulseFile.remove(this.file);
-    } else {
-      // The mtime stays at the last beat: a stopped process is not fresh.
-      const lastBeat = Number(Atomics.load(this.#i64, S.LAST_BEAT_MS));
-      const silentMs = Number((process.hrtime.bigint() - Atomics.load(this.#i64, S.ANSWER_NS)) / 1_000_000n);
-      const content = record('stopped', `stopped at ${iso(wall)}`, wall, lastBeat, silentMs, this.#staticFields);
-      pulseFile.writeRecord(this.file, this.#tmp, content, lastBeat);
+    const inspected = pulseFile.inspectTarget(this.file);
+    if (inspected.err === 0) {
+      if (remove) {
+        if (!inspected.missing) pulseFile.remove(this.file);
+      } else {
+        // The mtime stays at the last beat (or the file's own, when another
+        // process beat it since): a stopped process is not fresh.
+        const lastBeat = Number(Atomics.load(this.#i64, S.LAST_BEAT_MS));
+        const silentMs = Number((process.hrtime.bigint() - Atomics.load(this.#i64, S.ANSWER_NS)) / 1_000_000n);
+        const content = record('stopped', `stopped at ${iso(wall)}`, wall, lastBeat, silentMs, this.#staticFields);
+        pulseFile.writeRecord(this.file, this.#tmp, content, pulseFile.keptMtimeMs(this.file, lastBeat));
+      }
     }
+    this.#vetoPort.close();
     this.#slot.release();
     this.#slot.wake();
     this.#worker.terminate().then(undefined, () => undefined);
