@@ -60,7 +60,7 @@ export class WorkerPulse implements Pulse {
   #ping: NodeJS.Timeout | undefined;
   #health: HealthCheckRunner | undefined;
   #threadError: PulseLastError | null = null;
-  readonly #atExit = () => this.#stop(false);
+  readonly #atExit = () => this.#stop(this.#options.removeOnStop);
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
