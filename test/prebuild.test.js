@@ -83,3 +83,12 @@ test('the prebuild for this machine loads and reports the current sources', (t) 
   assert.equal(binding.sourceDigest, sourceDigest(ROOT));
   assert.equal(typeof binding.PulseHandle, 'function');
 });
+
+test('on musl (LIBC=musl, as node-gyp-build sets on Alpine) the glibc prebuilds are never loaded', () => {
+  const result = spawnSync(process.execPath, ['-e', `
+    try { require('node-gyp-build')(${JSON.stringify(ROOT)}); console.log('loaded'); }
+    catch (error) { console.log('refused: ' + error.message); }
+  `], { env: { ...process.env, LIBC: 'musl', PREBUILDS_ONLY: '1' }, encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /^refused: .*libc=musl/);
+});
