@@ -1,3 +1,6 @@
+// First, so the glibc symbol pins apply to every pthread call below.
+#include "glibc_floor.h"
+
 #include "heartbeat.h"
 
 #include <errno.h>

@@ -18,6 +18,7 @@ const RUNNABLE = new Set(['sh', 'bash', 'shell', 'console', 'dockerfile', 'yaml'
 const NOT_RUN = [
   [/^npm install celery-pulse-native\n$/, 'needs the registry; CI installs this checkout with npm ci'],
   [/^npm install\b.*\nnpm test\b.*\n$/, 'the development loop itself: .ci/run runs npm ci and npm test'],
+  [/^npm run prebuild\b[^]*\bPULSE_INSTALL_TEST=1 node --test test\/install\.test\.js\b.*\n$/, 'prebuilds, matrix, install test: slow and need apt packages; .ci/run runs each'],
 ];
 const SHELL_PROBE = /\[ \$\(\(\$\(date \+%s\) - \$\(stat -c %Y ([^)\s]+)\)\)\) -lt (\d+) \]/g;
 

