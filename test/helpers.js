@@ -20,7 +20,16 @@ function startPulse(options = {}) {
 function tmpDir(t, prefix = 'pulse-test-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   fs.chmodSync(dir, 0o755);
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  // A test's own `after(() => pulse.stop())` may run after this hook, so a
+  // heartbeat can still write here while it runs: then remove at exit.
+  t.after(() => {
+    try {
+      remove();
+    } catch {
+      process.once('exit', () => { try { remove(); } catch { /* left in the tmp dir */ } });
+    }
+  });
   return dir;
 }
 
