@@ -1,0 +1,288 @@
+'use strict';
+// Faults injected into a running pulse: what is at the path changes under it,
+// permissions are revoked, the file system turns read-only, the process is
+// frozen, and many pulses race start/stop across worker threads. In every
+// case the thread survives, never follows a link, never touches or replaces
+// something it did not create, reports the fault, and recovers when it clears.
+// (A removed parent directory is covered in file.test.js.)
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const {
+  PKG, STRATEGY, startPulse, tmpDir, blockFor, sleep, waitFor, readRecord, runChildAsync, assertExit,
+  publicPackageCopy,
+} = require('./helpers');
+
+const INTERVAL = 0.05;
+
+/** Runs a system tool without the sanitizer runtime that test:sanitize preloads into node. */
+function tool(command, args) {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return execFileSync(command, args, { env, stdio: 'pipe', encoding: 'utf8' });
+}
+
+/** Waits for a fault with `code`, then checks no beat lands while it lasts. */
+async function assertFaultHolds(pulse, code, file) {
+  const error = await waitFor(() => pulse.status().lastError?.code === code && pulse.status().lastError, 3000, 5);
+  assert.ok(error.message.includes(file), error.message);
+  const { beats, errors } = pulse.status();
+  await sleep(INTERVAL * 1000 * 6);
+  const now = pulse.status();
+  assert.equal(now.beats, beats, `no beat counted while ${code} lasts`);
+  assert.ok(now.errors >= errors + 3, `retried at each deadline (${errors} -> ${now.errors})`);
+  assert.equal(now.running, true);
+  assert.equal(now.lastError.code, code);
+  return error;
+}
+
+/**
+ * A child process running one pulse, driven over stdin: each line is a JSON
+ * command ({op: 'status'} or {op: 'stop'}), each answer a JSON line.
+ */
+function controlledChild(pkg, options, spawnOptions = {}) {
+  const source = `
+    const pulse = require(${JSON.stringify(pkg)}).start(${JSON.stringify(options)});
+    require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
+      const { op } = JSON.parse(line);
+      if (op === 'stop') pulse.stop();
+      process.stdout.write(JSON.stringify(pulse.status()) + '\\n');
+      if (op === 'stop') process.exit(0);
+    });
+    process.stdout.write(JSON.stringify(pulse.status()) + '\\n');`;
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const lines = readline.createInterface({ input: child.stdout });
+  const pending = [];
+  const waiting = [];
+  lines.on('line', (line) => (waiting.length ? waiting.shift()(line) : pending.push(line)));
+  const next = () => new Promise((resolve, reject) => {
+    if (pending.length) return resolve(pending.shift());
+    const timer = setTimeout(() => reject(new Error(`no answer from the child; stderr: ${stderr}`)), 20000);
+    waiting.push((line) => { clearTimeout(timer); resolve(line); });
+  });
+  const exited = new Promise((resolve) => child.on('close', (status, signal) => resolve({ status, signal, stderr })));
+  return {
+    child,
+    exited,
+    ready: next().then(JSON.parse),
+    async ask(op) {
+      child.stdin.write(JSON.stringify({ op }) + '\n');
+      return JSON.parse(await next());
+    },
+    /** Stops the pulse, checks the child exits 0, returns its last status. */
+    async finish() {
+      const status = await this.ask('stop');
+      const end = await exited;
+      assert.equal(end.signal, null, end.stderr);
+      assert.equal(end.status, 0, end.stderr);
+      return status;
+    },
+  };
+}
+
+test('permissions revoked mid-run (unprivileged user): EPERM/EACCES reported, cleared when restored', async (t) => {
+  const pkg = publicPackageCopy(t);
+  const dir = path.join(tmpDir(t), 'run');
+  fs.mkdirSync(dir, { mode: 0o755 });
+  fs.chownSync(dir, 65534, 65534);
+  const file = path.join(dir, 'health');
+  const c = controlledChild(pkg, { file, interval: INTERVAL, maxStall: 5, strategy: STRATEGY }, { uid: 65534, gid: 65534, cwd: '/' });
+  t.after(() => c.child.kill('SIGKILL'));
+  await c.ready;
+  assert.equal(fs.statSync(file).uid, 65534);
+
+  const until = async (predicate) => {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const status = await c.ask('status');
+      if (predicate(status)) return status;
+      if (Date.now() > end) throw new Error(`child status never matched: ${JSON.stringify(status)}`);
+      await sleep(20);
+    }
+  };
+
+  // The file is taken over by another owner: setting its times is refused.
+  fs.chownSync(file, 0, 0);
+  const taken = await until((s) => s.lastError?.code === 'EPERM');
+  const mtime = fs.statSync(file).mtimeMs;
+  await sleep(300);
+  const still = await c.ask('status');
+  assert.equal(still.beats, taken.beats, 'no beat while EPERM');
+  assert.equal(fs.statSync(file).mtimeMs, mtime);
+  fs.chownSync(file, 65534, 65534);
+  const back = await until((s) => s.lastError === null && s.beats > taken.beats);
+  assert.ok(Date.now() - fs.statSync(file).mtimeMs < 1000, 'the file is fresh again');
+
+  // The directory turns read-only for the user and the file goes: re-creation is refused.
+  fs.chmodSync(dir, 0o555);
+  fs.chownSync(dir, 0, 0);
+  fs.unlinkSync(file);
+  const denied = await until((s) => s.lastError?.code === 'EACCES');
+  assert.ok(denied.beats >= back.beats);
+  assert.equal(fs.existsSync(file), false);
+  fs.chownSync(dir, 65534, 65534);
+  fs.chmodSync(dir, 0o755);
+  const restored = await until((s) => s.lastError === null && s.beats > denied.beats);
+  assert.equal(fs.statSync(file).uid, 65534, 're-created by the child as its own file');
+  assert.equal(readRecord(file).pid, c.child.pid);
+
+  const last = await c.finish();
+  assert.ok(last.errors > 0);
+  assert.ok(last.beats > restored.beats - 1);
+});
+
+test('a read-only file system mid-run: EROFS reported, beats resume after remount rw', async (t) => {
+  const dir = tmpDir(t);
+  try {
+    tool('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'pulse-test', dir]);
+  } catch (error) {
+    t.skip(`cannot mount a tmpfs here (${String(error.stderr || error.message).trim()})`);
+    return;
+  }
+  t.after(() => {
+    try { tool('umount', [dir]); } catch { /* already gone */ }
+  });
+  const file = path.join(dir, 'health');
+  const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5 });
+  t.after(() => pulse.stop());
+  tool('mount', ['-o', 'remount,ro', dir]);
+  const error = await assertFaultHolds(pulse, 'EROFS', file);
+  assert.match(error.message, /read-only file system/);
+  tool('mount', ['-o', 'remount,rw', dir]);
+  const beats = pulse.status().beats;
+  await waitFor(() => pulse.status().lastError === null && pulse.status().beats > beats, 3000, 5);
+  assert.ok(Date.now() - fs.statSync(file).mtimeMs < 1000);
+  pulse.stop();
+  tool('umount', [dir]);
+});
+
+test('SIGSTOP freezes the beats (the file goes stale); SIGCONT resumes them without replaying missed deadlines', async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const interval = 0.1;
+  const c = controlledChild(PKG, { file, interval, maxStall: 10, strategy: STRATEGY });
+  t.after(() => c.child.kill('SIGKILL'));
+  await c.ready;
+  await sleep(300);
+  const before = await c.ask('status');
+  c.child.kill('SIGSTOP');
+  const frozenAt = Date.now();
+  const mtime = fs.statSync(file).mtimeMs;
+  await sleep(1500);
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'no beat while the process is stopped');
+  assert.ok(Date.now() - mtime >= 1400, 'the file went stale');
+
+  c.child.kill('SIGCONT');
+  const resumedAt = Date.now();
+  await waitFor(() => fs.statSync(file).mtimeMs > mtime, 3000, 5);
+  await sleep(300);
+  const after = await c.ask('status');
+  const ranMs = Date.now() - resumedAt + (frozenAt - Date.parse(before.lastBeatAt));
+  // About ranMs / 100 deadlines passed while the process ran; a replay of the
+  // ~15 missed while frozen would show as a burst far above that.
+  const gained = after.beats - before.beats;
+  assert.ok(gained >= 1, 'beats resumed');
+  assert.ok(gained <= ranMs / 100 + 4, `${gained} beats in ~${ranMs} ms of running: missed deadlines were replayed`);
+  assert.equal(after.withheld, 0, 'a frozen process is not a stalled loop when maxStall exceeds the freeze');
+  assert.equal(after.lastError, null);
+  await c.finish();
+});
+
+test('many pulses race start/stop from several worker threads, one terminated mid-race', async (t) => {
+  const dir = tmpDir(t);
+  const result = await runChildAsync(`
+    const { Worker } = require('node:worker_threads');
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const dir = ${JSON.stringify(dir)};
+    const files = Array.from({ length: 6 }, (_, i) => path.join(dir, 'shared-' + i));
+    const baseline = fs.readdirSync('/proc/self/task').length;
+    const body = \`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const pulse = require(workerData.pkg);
+      const counts = { started: 0, inUse: 0 };
+      (async () => {
+        for (let i = 0; i < workerData.rounds; i++) {
+          const file = workerData.files[(i * 7 + workerData.seed) % workerData.files.length];
+          let p;
+          try {
+            p = pulse.start({ file, interval: 0.01 + (i % 5) * 0.003, maxStall: 5, strategy: workerData.strategy });
+            counts.started++;
+          } catch (e) {
+            if (e.code !== 'ERR_PULSE_FILE_IN_USE') throw e;
+            counts.inUse++;
+            continue;
+          }
+          if (i % 3 === 0) await new Promise((r) => setTimeout(r, i % 4));
+          else if (i % 3 === 1) await null;
+          p.stop();
+        }
+        parentPort.postMessage(counts);
+      })();\`;
+    const run = (seed, rounds) => new Worker(body, { eval: true, workerData: { pkg: ${JSON.stringify(PKG)}, files, seed, rounds, strategy: STRATEGY } });
+    const workers = [1, 2, 3, 4].map((seed) => run(seed, 400));
+    const victim = run(5, 1e9); // never finishes: terminated while racing
+    const done = workers.map((w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); }));
+    setTimeout(() => victim.terminate(), 150);
+    // The main thread races too.
+    let mainStarted = 0;
+    const mainRace = (async () => {
+      for (let i = 0; i < 200; i++) {
+        try { const p = pulse.start({ file: files[i % files.length], interval: 0.01, maxStall: 5, strategy: STRATEGY }); mainStarted++; await null; p.stop(); }
+        catch (e) { if (e.code !== 'ERR_PULSE_FILE_IN_USE') throw e; }
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    Promise.all([...done, mainRace]).then(async (counts) => {
+      // Threads go as their pulses stop (the worker strategy's asynchronously).
+      const until = Date.now() + 10000;
+      while (fs.readdirSync('/proc/self/task').length > baseline && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Every claim was released, the terminated worker's included.
+      for (const f of files) pulse.start({ file: f, interval: 60, strategy: STRATEGY }).stop();
+      const states = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')).state);
+      console.log(JSON.stringify({ counts: counts.slice(0, 4), mainStarted, states, threads: fs.readdirSync('/proc/self/task').length, baseline }));
+    }, (e) => { console.error(e); process.exit(2); });`, { timeout: 120000 });
+  assertExit(result, 0);
+  const out = JSON.parse(result.stdout);
+  const started = out.counts.reduce((n, c) => n + c.started, 0) + out.mainStarted;
+  const inUse = out.counts.reduce((n, c) => n + c.inUse, 0);
+  assert.ok(started > 200, `${started} pulses started`);
+  assert.equal(out.counts.reduce((n, c) => n + c.started + c.inUse, 0), 1600, 'every round started or was refused as in use');
+  assert.ok(inUse > 0, 'the race on shared files actually happened');
+  assert.deepEqual([...new Set(out.states)], ['stopped']);
+  assert.ok(out.threads <= out.baseline + 2, `threads ${out.threads} vs baseline ${out.baseline}`);
+  const leftovers = fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+  assert.deepEqual(leftovers, [], 'no temporary record file left behind');
+});
+
+test('the record holds what SECURITY.md says, and nothing from the environment', (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const secret = `s3cret-${process.pid}-${Date.now()}`;
+  const pulse = require(PKG);
+  const saved = process.env.PULSE_TEST_SECRET;
+  process.env.PULSE_TEST_SECRET = secret;
+  try {
+    const p = pulse.start({ file, interval: 0.05, maxStall: 0.1, strategy: STRATEGY });
+    blockFor(400); // a stall record too
+    const stalledText = fs.readFileSync(file, 'utf8');
+    p.stop();
+    for (const text of [stalledText, fs.readFileSync(file, 'utf8')]) {
+      assert.ok(!text.includes(secret), 'no env value in the record');
+      const record = JSON.parse(text);
+      const allowed = ['state', 'message', 'updatedAt', 'lastBeatAt', 'stalledSince', 'loopSilentMs', 'pid', 'threadId',
+        'hostname', 'startedAt', 'file', 'interval', 'maxStall', 'strategy'];
+      for (const key of Object.keys(record)) assert.ok(allowed.includes(key), `unexpected record field ${key}`);
+      assert.equal(record.hostname, os.hostname());
+    }
+  } finally {
+    if (saved === undefined) delete process.env.PULSE_TEST_SECRET;
+    else process.env.PULSE_TEST_SECRET = saved;
+  }
+});
