@@ -17,6 +17,7 @@ const {
   publicPackageCopy,
 } = require('./helpers');
 
+const OLD = new Date('2020-01-01T00:00:00Z');
 const INTERVAL = 0.05;
 
 /** Runs a system tool without the sanitizer runtime that test:sanitize preloads into node. */
@@ -24,6 +25,31 @@ function tool(command, args) {
   const env = { ...process.env };
   delete env.LD_PRELOAD;
   return execFileSync(command, args, { env, stdio: 'pipe', encoding: 'utf8' });
+}
+
+/** Atomically puts `make(tmp)`'s creation at `file` (a FIFO or a symlink: rename replaces the file). */
+function plantByRename(file, make) {
+  const tmp = `${file}.plant`;
+  make(tmp);
+  fs.renameSync(tmp, file);
+}
+
+/** Puts a directory at `file`, retrying if the heartbeat re-creates the file in between. */
+function plantDirectory(file) {
+  const tmp = `${file}.plant`;
+  fs.mkdirSync(tmp);
+  fs.writeFileSync(path.join(tmp, 'data'), 'not yours\n');
+  fs.utimesSync(tmp, OLD, OLD);
+  for (let i = 0; i < 1000; i++) {
+    fs.rmSync(file, { force: true });
+    try {
+      fs.renameSync(tmp, file);
+      return;
+    } catch (error) {
+      if (error.code !== 'ENOTDIR' && error.code !== 'EEXIST') throw error;
+    }
+  }
+  throw new Error('could not plant a directory');
 }
 
 /** Waits for a fault with `code`, then checks no beat lands while it lasts. */
@@ -39,6 +65,107 @@ async function assertFaultHolds(pulse, code, file) {
   assert.equal(now.lastError.code, code);
   return error;
 }
+
+/** The fault clears once the path is free again: the file is re-created, beats resume. */
+async function assertRecovers(pulse, file) {
+  const beats = pulse.status().beats;
+  await waitFor(() => pulse.status().lastError === null && pulse.status().beats > beats, 3000, 5);
+  const st = fs.lstatSync(file);
+  assert.ok(st.isFile(), 'a regular file is back at the path');
+  assert.equal(st.mode & 0o777, 0o644 & ~process.umask());
+  const record = readRecord(file);
+  assert.equal(record.pid, process.pid);
+  assert.equal(record.state, 'running');
+}
+
+test('a directory planted at the path mid-run: EISDIR, left as found, never beaten; clears when removed', async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5 });
+  t.after(() => pulse.stop());
+  plantDirectory(file);
+  const error = await assertFaultHolds(pulse, 'EISDIR', file);
+  assert.match(error.message, /is a directory/);
+  assert.ok(fs.lstatSync(file).isDirectory());
+  assert.equal(fs.lstatSync(file).mtimeMs, OLD.getTime(), "the directory's times were not set");
+  assert.equal(fs.readFileSync(path.join(file, 'data'), 'utf8'), 'not yours\n');
+
+  fs.rmSync(file, { recursive: true });
+  await assertRecovers(pulse, file);
+});
+
+test('a FIFO planted at the path mid-run: ENOTREG, never opened, times untouched; clears when removed', async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5 });
+  t.after(() => pulse.stop());
+  plantByRename(file, (tmp) => {
+    tool('mkfifo', [tmp]);
+    fs.utimesSync(tmp, OLD, OLD);
+  });
+  const error = await assertFaultHolds(pulse, 'ENOTREG', file);
+  assert.match(error.message, /not a regular file/);
+  const st = fs.lstatSync(file);
+  assert.ok(st.isFIFO(), 'still the FIFO');
+  assert.equal(st.mtimeMs, OLD.getTime(), "the FIFO's times were not set");
+
+  fs.unlinkSync(file);
+  await assertRecovers(pulse, file);
+});
+
+test('a symlink planted mid-run is never followed, never beaten, never replaced, even by the stall record', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const target = path.join(dir, 'precious');
+  fs.writeFileSync(target, 'precious\n');
+  fs.utimesSync(target, OLD, OLD);
+  const pulse = startPulse({ file, interval: INTERVAL, maxStall: 0.3 });
+  t.after(() => pulse.stop());
+  plantByRename(file, (tmp) => {
+    fs.symlinkSync(target, tmp);
+    fs.lutimesSync(tmp, OLD, OLD);
+  });
+  const error = await assertFaultHolds(pulse, 'ELOOP', file);
+  assert.match(error.message, /symbolic link/);
+
+  // A stall while the link is there: the stall record must not replace it.
+  blockFor(1000);
+  await waitFor(() => pulse.status().withheld > 0, 3000, 5);
+  const link = fs.lstatSync(file);
+  assert.ok(link.isSymbolicLink(), 'the link is still there');
+  assert.equal(link.mtimeMs, OLD.getTime(), "the link's own times were not set");
+  assert.equal(fs.readlinkSync(file), target);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'precious\n');
+  assert.equal(fs.statSync(target).mtimeMs, OLD.getTime(), 'the target was not touched');
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['health', 'precious'], 'no temporary file left behind');
+
+  fs.unlinkSync(file);
+  await assertRecovers(pulse, file);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'precious\n');
+});
+
+test('a dangling symlink planted mid-run: its target is never created, not even by stop()', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const target = path.join(dir, 'elsewhere', 'created-through-the-link');
+  fs.mkdirSync(path.dirname(target));
+  for (const removeOnStop of [false, true]) {
+    const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5, removeOnStop });
+    plantByRename(file, (tmp) => fs.symlinkSync(target, tmp));
+    await assertFaultHolds(pulse, 'ELOOP', file);
+    pulse.stop();
+    assert.equal(fs.existsSync(target), false, 'the target was not created');
+    assert.ok(fs.lstatSync(file).isSymbolicLink(), `stop() (removeOnStop ${removeOnStop}) left the link as found`);
+    fs.unlinkSync(file);
+  }
+});
+
+test('stop() leaves a planted FIFO in place instead of renaming its record over it', async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5 });
+  plantByRename(file, (tmp) => tool('mkfifo', [tmp]));
+  await assertFaultHolds(pulse, 'ENOTREG', file);
+  pulse.stop();
+  assert.ok(fs.lstatSync(file).isFIFO());
+});
 
 /**
  * A child process running one pulse, driven over stdin: each line is a JSON
