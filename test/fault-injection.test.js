@@ -174,11 +174,12 @@ test('stop() leaves a planted FIFO in place instead of renaming its record over 
 function controlledChild(pkg, options, spawnOptions = {}) {
   const source = `
     const pulse = require(${JSON.stringify(pkg)}).start(${JSON.stringify(options)});
-    require('node:readline').createInterface({ input: process.stdin }).on('line', (line) => {
+    const lines = require('node:readline').createInterface({ input: process.stdin });
+    lines.on('line', (line) => {
       const { op } = JSON.parse(line);
       if (op === 'stop') pulse.stop();
       process.stdout.write(JSON.stringify(pulse.status()) + '\\n');
-      if (op === 'stop') process.exit(0);
+      if (op === 'stop') { lines.close(); process.stdin.destroy(); } // then a natural exit
     });
     process.stdout.write(JSON.stringify(pulse.status()) + '\\n');`;
   const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
