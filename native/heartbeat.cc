@@ -22,8 +22,10 @@ constexpr size_t kStackSize = 256 * 1024;
 
 // Guards *claimed_files. Plain POD so nothing runs at process exit.
 pthread_mutex_t claimed_mutex = PTHREAD_MUTEX_INITIALIZER;
-// Files pulsed by this process; never freed, so exit-time destructors cannot
-// race a worker's cleanup hook. Touched only by JS threads, never the beat.
+// Files pulsed by this process: a heap object, not a static one, so no
+// exit-time destructor can race a worker's cleanup hook; freed when the last
+// claim goes, since Node unloads the addon once no environment uses it and a
+// set left behind would leak. Touched only by JS threads, never the beat.
 std::set<std::string>* claimed_files = nullptr;
 
 int64_t ClockNs(clockid_t clock) {
@@ -94,7 +96,13 @@ bool ClaimFile(const std::string& key) {
 
 void ReleaseFile(const std::string& key) {
   pthread_mutex_lock(&claimed_mutex);
-  if (claimed_files != nullptr) claimed_files->erase(key);
+  if (claimed_files != nullptr) {
+    claimed_files->erase(key);
+    if (claimed_files->empty()) {
+      delete claimed_files;
+      claimed_files = nullptr;
+    }
+  }
   pthread_mutex_unlock(&claimed_mutex);
 }
 
