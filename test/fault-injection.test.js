@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const {
-  PKG, STRATEGY, startPulse, tmpDir, blockFor, sleep, waitFor, readRecord, runChildAsync, assertExit,
+  PKG, STRATEGY, startPulse, tmpDir, blockFor, sleep, waitFor, readRecord, runChild, runChildAsync, assertExit,
   publicPackageCopy,
 } = require('./helpers');
 
@@ -265,17 +265,26 @@ test('permissions revoked mid-run (unprivileged user): EPERM/EACCES reported, cl
   assert.ok(last.beats > restored.beats - 1);
 });
 
-test('a read-only file system mid-run: EROFS reported, beats resume after remount rw', async (t) => {
-  const dir = tmpDir(t);
+/** Mounts a small tmpfs on a fresh directory, or skips the test saying why. */
+function mountTmpfs(t, options) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-tmpfs-'));
+  // One hook, so the unmount comes before the removal.
+  t.after(() => {
+    try { tool('umount', [dir]); } catch { /* not mounted */ }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   try {
-    tool('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'pulse-test', dir]);
+    tool('mount', ['-t', 'tmpfs', '-o', `${options},mode=0755`, 'pulse-test', dir]);
   } catch (error) {
     t.skip(`cannot mount a tmpfs here (${String(error.stderr || error.message).trim()})`);
-    return;
+    return null;
   }
-  t.after(() => {
-    try { tool('umount', [dir]); } catch { /* already gone */ }
-  });
+  return dir;
+}
+
+test('a read-only file system mid-run: EROFS reported, beats resume after remount rw', async (t) => {
+  const dir = mountTmpfs(t, 'size=1m');
+  if (dir === null) return;
   const file = path.join(dir, 'health');
   const pulse = startPulse({ file, interval: INTERVAL, maxStall: 5 });
   t.after(() => pulse.stop());
@@ -287,7 +296,87 @@ test('a read-only file system mid-run: EROFS reported, beats resume after remoun
   await waitFor(() => pulse.status().lastError === null && pulse.status().beats > beats, 3000, 5);
   assert.ok(Date.now() - fs.statSync(file).mtimeMs < 1000);
   pulse.stop();
-  tool('umount', [dir]);
+});
+
+test('a full file system mid-run: ENOSPC reported while the file cannot be re-created, then recovery', async (t) => {
+  const dir = mountTmpfs(t, 'size=64k');
+  if (dir === null) return;
+  const file = path.join(dir, 'health');
+  const c = controlledChild(PKG, { file, interval: INTERVAL, maxStall: 30, strategy: STRATEGY });
+  t.after(() => c.child.kill('SIGKILL'));
+  await c.ready;
+  // Frozen, so its thread cannot re-create the file before the disk is full.
+  c.child.kill('SIGSTOP');
+  fs.unlinkSync(file);
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  try {
+    for (;;) fs.writeSync(fd, Buffer.alloc(4096, 1));
+  } catch (error) {
+    assert.equal(error.code, 'ENOSPC');
+  } finally {
+    fs.closeSync(fd);
+  }
+  c.child.kill('SIGCONT');
+  const until = async (predicate) => {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const status = await c.ask('status');
+      if (predicate(status)) return status;
+      if (Date.now() > end) throw new Error(`child status never matched: ${JSON.stringify(status)}`);
+      await sleep(20);
+    }
+  };
+  const full = await until((s) => s.lastError?.code === 'ENOSPC');
+  assert.match(full.lastError.message, /full file system/);
+  assert.equal(fs.existsSync(file), false);
+  assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0, 'the failed temporary file was removed');
+  fs.unlinkSync(filler);
+  const back = await until((s) => s.lastError === null && s.beats > full.beats);
+  assert.match(readRecord(file).message, /re-created/);
+  assert.ok(back.running);
+  await c.finish();
+});
+
+test('shared sticky /tmp: a file another user made first is refused (EPERM), never written', async (t) => {
+  const pkg = publicPackageCopy(t);
+  const shared = path.join(tmpDir(t), 'tmp');
+  fs.mkdirSync(shared);
+  fs.chmodSync(shared, 0o1777);
+  const file = path.join(shared, 'celery_healthcheck');
+  fs.writeFileSync(file, 'belongs to root\n', { mode: 0o644 });
+  fs.utimesSync(file, OLD, OLD);
+  const result = runChild(
+    `const p = require(${JSON.stringify(pkg)});
+     try { p.start({ file: ${JSON.stringify(file)}, strategy: STRATEGY }); console.log('started'); }
+     catch (e) { console.log(JSON.stringify({ code: e.code, syscallCode: e.syscallCode })); }`,
+    { uid: 65534, gid: 65534, cwd: '/' },
+  );
+  assertExit(result, 0);
+  assert.deepEqual(JSON.parse(result.stdout), { code: 'ERR_PULSE_FILE', syscallCode: 'EPERM' });
+  assert.equal(fs.readFileSync(file, 'utf8'), 'belongs to root\n');
+  assert.equal(fs.statSync(file).mtimeMs, OLD.getTime());
+  assert.deepEqual(fs.readdirSync(shared), ['celery_healthcheck'], 'no temporary file left behind');
+});
+
+test('links planted at the predictable temporary names are never written through', (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const target = path.join(dir, 'precious');
+  fs.writeFileSync(target, 'precious\n');
+  fs.utimesSync(target, OLD, OLD);
+  const dangling = path.join(dir, 'created-through-a-link');
+  // The name is .<base>.<pid>.<n>.tmp with n counting this process's pulses.
+  for (let n = 0; n < 1000; n++) {
+    fs.symlinkSync(n % 2 ? target : dangling, path.join(dir, `.health.${process.pid}.${n}.tmp`));
+  }
+  const pulse = startPulse({ file, interval: 60 });
+  pulse.stop();
+  assert.equal(readRecord(file).state, 'stopped', 'the records were written beside the links');
+  assert.equal(fs.readFileSync(target, 'utf8'), 'precious\n');
+  assert.equal(fs.statSync(target).mtimeMs, OLD.getTime());
+  assert.equal(fs.existsSync(dangling), false);
+  assert.ok(fs.lstatSync(file).isFile());
 });
 
 test('SIGSTOP freezes the beats (the file goes stale); SIGCONT resumes them without replaying missed deadlines', async (t) => {
