@@ -77,7 +77,7 @@ run_suite() {
   env -u PREBUILDS_ONLY "${sanitizer_env[@]}" "${log_env[@]/__LOGS__/$logs}" \
     CELERY_PULSE_TEST_NATIVE_PATH="$addon" PULSE_TEST_STRATEGY=native \
     node --test "${tests[@]}" >"$work/$variant.log" 2>&1 || rc=$?
-  grep -E '^# (tests|pass|fail|skipped)' "$work/$variant.log" | tr '\n' ' '; echo
+  grep -E '^# (tests|pass|fail|skipped) ' "$work/$variant.log" | sed "s/^/$variant /" || true
   local reports
   reports="$(find "$logs" -type f | wc -l)"
   if grep -Eq "$SIGNATURES" "$work/$variant.log"; then reports=$((reports + 1)); fi
@@ -120,4 +120,5 @@ for variant in "${variants[@]}"; do
       ;;
   esac
 done
-echo "sanitize: all clean"
+# Reaching this line means every variant ran clean (any failure exits above).
+echo "sanitize: ${#variants[@]} passed, 0 failed (${variants[*]}: zero reports)"
