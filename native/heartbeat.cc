@@ -22,8 +22,10 @@ constexpr size_t kStackSize = 256 * 1024;
 
 // Guards *claimed_files. Plain POD so nothing runs at process exit.
 pthread_mutex_t claimed_mutex = PTHREAD_MUTEX_INITIALIZER;
-// Files pulsed by this process; never freed, so exit-time destructors cannot
-// race a worker's cleanup hook. Touched only by JS threads, never the beat.
+// Files pulsed by this process: a heap object, not a static one, so no
+// exit-time destructor can race a worker's cleanup hook; freed when the last
+// claim goes, since Node unloads the addon once no environment uses it and a
+// set left behind would leak. Touched only by JS threads, never the beat.
 std::set<std::string>* claimed_files = nullptr;
 
 int64_t ClockNs(clockid_t clock) {
@@ -94,7 +96,13 @@ bool ClaimFile(const std::string& key) {
 
 void ReleaseFile(const std::string& key) {
   pthread_mutex_lock(&claimed_mutex);
-  if (claimed_files != nullptr) claimed_files->erase(key);
+  if (claimed_files != nullptr) {
+    claimed_files->erase(key);
+    if (claimed_files->empty()) {
+      delete claimed_files;
+      claimed_files = nullptr;
+    }
+  }
   pthread_mutex_unlock(&claimed_mutex);
 }
 
@@ -207,13 +215,17 @@ void Heartbeat::Stop(bool remove) {
   pthread_join(thread_, nullptr);
 
   int64_t wall = WallNs();
-  if (remove) {
-    Remove(config_.path);
-  } else {
-    // The mtime stays at the last beat: a stopped process is not fresh.
-    WriteRecord(config_.path, tmp_path_, Record("stopped", "stopped at " + Iso(wall), wall,
-                       last_beat_wall_ns_.load()),
-                KeptMtime());
+  // Something other than a regular file planted at the path is left as found.
+  bool missing = false;
+  if (InspectTarget(config_.path, &missing).ok()) {
+    if (remove) {
+      if (!missing) Remove(config_.path);
+    } else {
+      // The mtime stays at the last beat: a stopped process is not fresh.
+      WriteRecord(config_.path, tmp_path_, Record("stopped", "stopped at " + Iso(wall), wall,
+                         last_beat_wall_ns_.load()),
+                  KeptMtime());
+    }
   }
   ReleaseFile(key_);
 }
@@ -275,9 +287,13 @@ void Heartbeat::WriteWithheld(const char* state, const std::string& message,
                               const std::string& extra_fields, int64_t wall_ns) {
   withheld_.fetch_add(1);
   const int64_t last_beat = last_beat_wall_ns_.load();
-  FileResult result = WriteRecord(config_.path, tmp_path_,
-                                  Record(state, message, wall_ns, last_beat, extra_fields),
-                                  KeptMtime());
+  // A directory, FIFO, socket, device or symlink planted at the path is a
+  // fault, left as found: no record is renamed over it.
+  FileResult result = InspectTarget(config_.path);
+  if (result.ok()) {
+    result = WriteRecord(config_.path, tmp_path_,
+                         Record(state, message, wall_ns, last_beat, extra_fields), KeptMtime());
+  }
   if (result.ok()) {
     record_says_ = state == std::string("stalled") ? Said::kStalled : Said::kUnhealthy;
   }
@@ -320,27 +336,36 @@ void Heartbeat::Tick(int64_t now_mono) {
     return;
   }
 
-  FileResult result;
-  bool beaten = false;
-  if (record_says_ != Said::kRunning) {
-    // Beats resume: a fresh record, which is also this beat.
-    std::string message =
-        record_says_ == Said::kStalled
-            ? "event loop answering again since " + Iso(wall) +
-                  " after a stall that began " + Iso(stalled_since_wall_ns_)
-            : "health check passing again since " + Iso(wall);
-    result = WriteRecord(config_.path, tmp_path_,
-                         Record("running", message, wall, wall), wall);
-    beaten = result.ok();
-    if (beaten) record_says_ = Said::kRunning;
-  }
-  if (!beaten) {
-    result = Touch(config_.path, wall);
-    if (result.err == ENOENT) {
-      // Deleted: re-create it (never its directory).
-      result = WriteRecord(
-          config_.path, tmp_path_,
-          Record("running", "re-created after deletion", wall, wall), wall);
+  // Look before the beat: a directory, FIFO, socket, device or symlink that
+  // appeared at the path after start is a fault, left exactly as found (its
+  // times are not set, no record is renamed over it). Nothing is followed in
+  // between either: the writes and the touch refuse links too.
+  bool missing = false;
+  FileResult result = InspectTarget(config_.path, &missing);
+  if (result.ok()) {
+    bool beaten = false;
+    if (missing || record_says_ != Said::kRunning) {
+      // Deleted: re-create it (never its directory). Or beats resume: a
+      // fresh record. Either write is also this beat.
+      std::string message =
+          missing ? std::string("re-created after deletion")
+          : record_says_ == Said::kStalled
+              ? "event loop answering again since " + Iso(wall) +
+                    " after a stall that began " + Iso(stalled_since_wall_ns_)
+              : "health check passing again since " + Iso(wall);
+      result = WriteRecord(config_.path, tmp_path_,
+                           Record("running", message, wall, wall), wall);
+      beaten = result.ok();
+      if (beaten) record_says_ = Said::kRunning;
+    }
+    if (!beaten && !missing) {
+      result = Touch(config_.path, wall);
+      if (result.err == ENOENT) {
+        // Deleted between the look and the touch.
+        result = WriteRecord(
+            config_.path, tmp_path_,
+            Record("running", "re-created after deletion", wall, wall), wall);
+      }
     }
   }
   Report(result, wall);

@@ -41,11 +41,15 @@ FileResult MakeParents(const std::string& path) {
   return FileResult{};
 }
 
-FileResult InspectTarget(const std::string& path) {
+FileResult InspectTarget(const std::string& path, bool* missing) {
+  if (missing != nullptr) *missing = false;
   // statx (glibc 2.28) rather than lstat, whose symbol is glibc 2.33.
   struct statx st;
   if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &st) != 0) {
-    if (errno == ENOENT) return FileResult{};
+    if (errno == ENOENT) {
+      if (missing != nullptr) *missing = true;
+      return FileResult{};
+    }
     return Fail(FileOp::kInspect);
   }
   if (S_ISLNK(st.stx_mode)) return FileResult{ELOOP, FileOp::kInspect};

@@ -32,8 +32,9 @@ struct FileResult {
 FileResult MakeParents(const std::string& path);
 
 // Fails with ELOOP for a symlink (dangling or not), EISDIR for a directory and
-// kNotRegular/EINVAL for any other non-regular file. A missing file is fine.
-FileResult InspectTarget(const std::string& path);
+// kNotRegular/EINVAL for any other non-regular file. A missing file is fine,
+// and sets *missing when given. One statx, never following a link.
+FileResult InspectTarget(const std::string& path, bool* missing = nullptr);
 
 // Replaces the content of `path` atomically: writes `tmp_path` (created
 // exclusively, mode 0644 minus umask), sets its atime and mtime to
@@ -41,8 +42,10 @@ FileResult InspectTarget(const std::string& path);
 FileResult WriteRecord(const std::string& path, const std::string& tmp_path,
                        const std::string& content, int64_t mtime_ns);
 
-// The beat: sets the times of whatever is at `path` to `wall_ns` without
-// following a symlink. One syscall.
+// The beat: sets the times of `path` to `wall_ns` without following a
+// symlink. One syscall; the heartbeat calls it after InspectTarget found a
+// regular file there, so a link planted in between only gets its own times
+// set, and the next look reports it.
 FileResult Touch(const std::string& path, int64_t wall_ns);
 
 FileResult Remove(const std::string& path);

@@ -1,0 +1,116 @@
+'use strict';
+// The valgrind memcheck scenario (test/sanitize/valgrind.sh): one process
+// that walks a pulse through start, beats, a stall and its recovery, a
+// deleted file, a planted symlink, start/stop cycles, pulses in worker
+// threads (stopped, terminated, and an addon loaded and unloaded by workers
+// alone), and exits with a pulse still running. Timings are generous: under
+// valgrind everything runs many times slower and one thread at a time.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+
+const PKG = path.join(__dirname, '..', '..');
+// The files go to the folder given as the first argument (created if
+// missing), or to a new temporary folder; either is left for the caller to
+// remove, since a pulse is still running when the process exits.
+const dir = process.argv[2] || fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-valgrind-'));
+fs.mkdirSync(dir, { recursive: true });
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const step = (name) => process.stdout.write(`scenario: ${name}\n`);
+
+async function waitFor(predicate, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out: ${predicate}`);
+    await sleep(20);
+  }
+}
+
+// Workers that each start a pulse; `how` is 'stop', 'terminate' or 'exit'.
+async function workers(count, how, tag) {
+  const body = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const p = require(workerData.pkg).start({ file: workerData.file, interval: 0.2, maxStall: 30 });
+    if (workerData.how === 'stop') p.stop();
+    parentPort.postMessage('up');
+    if (workerData.how === 'terminate') setInterval(() => {}, 1000);`;
+  const started = [];
+  for (let i = 0; i < count; i++) {
+    const w = new Worker(body, { eval: true, workerData: { pkg: PKG, file: path.join(dir, `${tag}-${i}`), how } });
+    const exited = new Promise((resolve) => w.once('exit', resolve));
+    started.push(new Promise((resolve, reject) => {
+      w.once('message', () => resolve({ w, exited }));
+      w.once('error', reject);
+    }));
+  }
+  const all = await Promise.all(started);
+  await sleep(300);
+  await Promise.all(all.map(({ w, exited }) => (how === 'terminate' ? w.terminate() : exited)));
+  for (let i = 0; i < count; i++) {
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, `${tag}-${i}`), 'utf8')).state, 'stopped');
+  }
+}
+
+// Only a scenario that reached its end passes: an await that never settles
+// would otherwise let the loop drain and exit 0 half-way.
+process.exitCode = 1;
+
+async function main() {
+  // The addon loaded by workers only, then unloaded when the last one ends.
+  step('workers only');
+  await workers(3, 'terminate', 'first');
+
+  const pulse = require(PKG);
+  const file = path.join(dir, 'health');
+  const p = pulse.start({ file, interval: 0.2, maxStall: 2 });
+
+  step('beats');
+  await waitFor(() => p.status().beats >= 4, 30000);
+
+  step('stall and recovery');
+  const blockEnd = Date.now() + 5000;
+  while (Date.now() < blockEnd);
+  await waitFor(() => p.status().withheld > 0 && !p.status().stalled, 30000);
+  await waitFor(() => JSON.parse(fs.readFileSync(file, 'utf8')).state === 'running', 30000);
+
+  step('deleted file');
+  fs.unlinkSync(file);
+  await waitFor(() => fs.existsSync(file), 30000);
+
+  step('planted symlink');
+  fs.symlinkSync(path.join(dir, 'target'), `${file}.link`);
+  fs.renameSync(`${file}.link`, file);
+  await waitFor(() => p.status().lastError?.code === 'ELOOP', 30000);
+  assert.equal(fs.existsSync(path.join(dir, 'target')), false);
+  fs.unlinkSync(file);
+  await waitFor(() => p.status().lastError === null && fs.existsSync(file), 30000);
+
+  step('start/stop cycles and refusals');
+  for (let i = 0; i < 200; i++) {
+    const q = pulse.start({ file: path.join(dir, `cycle-${i % 7}`), interval: 0.05, removeOnStop: i % 2 === 0 });
+    assert.throws(() => pulse.start({ file: path.join(dir, `cycle-${i % 7}`) }), { code: 'ERR_PULSE_FILE_IN_USE' });
+    q.stop();
+  }
+  fs.mkdirSync(path.join(dir, 'a-directory'));
+  assert.throws(() => pulse.start({ file: path.join(dir, 'a-directory') }), { code: 'ERR_PULSE_FILE' });
+
+  step('workers');
+  await workers(3, 'stop', 'stopped');
+  await workers(3, 'terminate', 'terminated');
+
+  p.stop();
+  assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).state, 'stopped');
+
+  step('exit with a pulse running');
+  pulse.start({ file: path.join(dir, 'left-running'), interval: 0.05, maxStall: 30 });
+  await sleep(300);
+  step('done');
+  process.exitCode = 0;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
