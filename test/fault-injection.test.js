@@ -461,10 +461,13 @@ test('many pulses race start/stop from several worker threads, one terminated mi
       while (fs.readdirSync('/proc/self/task').length > baseline && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Counted before the claim check below, whose own pulses (under the
+      // worker strategy) end their threads asynchronously.
+      const threads = fs.readdirSync('/proc/self/task').length;
       // Every claim was released, the terminated worker's included.
       for (const f of files) pulse.start({ file: f, interval: 60, strategy: STRATEGY }).stop();
       const states = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')).state);
-      console.log(JSON.stringify({ counts: counts.slice(0, 4), mainStarted, states, threads: fs.readdirSync('/proc/self/task').length, baseline }));
+      console.log(JSON.stringify({ counts: counts.slice(0, 4), mainStarted, states, threads, baseline }));
     }, (e) => { console.error(e); process.exit(2); });`, { timeout: 120000 });
   assertExit(result, 0);
   const out = JSON.parse(result.stdout);
