@@ -493,7 +493,14 @@ test('many pulses race start/stop from several worker threads, one terminated mi
   assert.deepEqual([...new Set(out.states)], ['stopped']);
   assert.ok(out.threads <= out.baseline + 2, `threads ${out.threads} vs baseline ${out.baseline}: ${out.names.join(', ')}`);
   const leftovers = fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'));
-  assert.deepEqual(leftovers, [], 'no temporary record file left behind');
+  if (STRATEGY === 'native') {
+    assert.deepEqual(leftovers, [], 'no temporary record file left behind');
+  } else {
+    // worker.terminate() can stop the heartbeat thread's JavaScript between
+    // creating a temporary record and renaming it (Node runs nothing after):
+    // at most that one worker's file may stay (README, Strategies).
+    assert.ok(leftovers.length <= 1, `temporary files left: ${leftovers}`);
+  }
 });
 
 test('the record holds what SECURITY.md says, and nothing from the environment', (t) => {
