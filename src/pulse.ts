@@ -4,7 +4,7 @@ import { pulseError } from './errors';
 import { HealthCheckRunner } from './health';
 import { FILE_OPS, type NativeBinding, type NativeHandle } from './native';
 import { pingIntervalMs, type ResolvedOptions } from './options';
-import { describeFileFault, type PulseStatus } from './status';
+import { describeFileFault, type PulseStatus, identityFields } from './status';
 
 /** A running heartbeat. Returned by start(). */
 export interface Pulse {
@@ -85,12 +85,7 @@ export class NativePulse implements Pulse {
     return {
       running: s.running,
       strategy: 'native',
-      file: o.file,
-      interval: o.interval,
-      maxStall: o.maxStall,
-      pid: process.pid,
-      threadId,
-      startedAt: this.#startedAt,
+      ...identityFields(o, this.#startedAt),
       beats: s.beats,
       lastBeatAt: s.lastBeatMs > 0 ? new Date(s.lastBeatMs) : null,
       withheld: s.withheld,

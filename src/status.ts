@@ -1,4 +1,6 @@
 import * as os from 'node:os';
+import { threadId } from 'node:worker_threads';
+import type { ResolvedOptions } from './options';
 import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
 import type { FileOpName } from './native';
@@ -67,4 +69,9 @@ export function describeFileFault(file: string, errno: number, op: FileOpName): 
   };
   const reason = what[code] ?? 'cannot be written';
   return { code, message: `"${file}" ${reason} (${code} during ${op})` };
+}
+
+/** The status fields that are the same for both strategies: settings and identity. */
+export function identityFields(o: Pick<ResolvedOptions, 'file' | 'interval' | 'maxStall'>, startedAt: Date) {
+  return { file: o.file, interval: o.interval, maxStall: o.maxStall, pid: process.pid, threadId, startedAt };
 }

@@ -12,7 +12,7 @@ import { pingIntervalMs, type ResolvedOptions } from './options';
 import * as pulseFile from './pulse-file';
 import { staticRecordFields, trackPulse, untrackPulse, type Pulse } from './pulse';
 import { iso, record } from './record';
-import { describeFileFault, type PulseLastError, type PulseStatus } from './status';
+import { describeFileFault, type PulseLastError, type PulseStatus, identityFields } from './status';
 import * as S from './worker-state';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
@@ -167,12 +167,7 @@ export class WorkerPulse implements Pulse {
     return {
       running: this.#ping !== undefined && this.#threadError === null,
       strategy: 'worker',
-      file: o.file,
-      interval: o.interval,
-      maxStall: o.maxStall,
-      pid: process.pid,
-      threadId,
-      startedAt: this.#startedAt,
+      ...identityFields(o, this.#startedAt),
       beats: Number(Atomics.load(i64, S.BEATS)),
       lastBeatAt: lastBeatMs > 0 ? new Date(lastBeatMs) : null,
       withheld: Number(Atomics.load(i64, S.WITHHELD)),
