@@ -347,10 +347,9 @@ test('shared sticky /tmp: a file another user made first is refused (EPERM), nev
   fs.writeFileSync(file, 'belongs to root\n', { mode: 0o644 });
   fs.utimesSync(file, OLD, OLD);
   const result = runChild(
-    `const p = require(${JSON.stringify(pkg)});
-     try { p.start({ file: ${JSON.stringify(file)}, strategy: STRATEGY }); console.log('started'); }
+    `try { pulse.start({ file: ${JSON.stringify(file)}, strategy: STRATEGY }); console.log('started'); }
      catch (e) { console.log(JSON.stringify({ code: e.code, syscallCode: e.syscallCode })); }`,
-    { uid: 65534, gid: 65534, cwd: '/' },
+    { uid: 65534, gid: 65534, cwd: '/', pkg },
   );
   assertExit(result, 0);
   assert.deepEqual(JSON.parse(result.stdout), { code: 'ERR_PULSE_FILE', syscallCode: 'EPERM' });
