@@ -22,10 +22,16 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
                         InstanceMethod<&PulseHandle::Answer>("answer"),
                         InstanceMethod<&PulseHandle::Veto>("veto"),
                         InstanceMethod<&PulseHandle::Stop>("stop"),
-                        InstanceMethod<&PulseHandle::Stats>("stats")});
+                        InstanceMethod<&PulseHandle::Stats>("stats"),
+                        InstanceMethod<&PulseHandle::Track>("track"),
+                        InstanceMethod<&PulseHandle::Untrack>("untrack"),
+                        InstanceMethod<&PulseHandle::ExpectStall>("expectStall"),
+                        InstanceMethod<&PulseHandle::Stall>("stall"),
+                        InstanceMethod<&PulseHandle::LastStall>("lastStall")});
   }
 
-  // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop)
+  // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
+  //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -38,6 +44,10 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
         std::isfinite(max_stall) ? static_cast<int64_t>(std::llround(max_stall * 1e9)) : -1;
     config.static_fields = info[3].As<Napi::String>().Utf8Value();
     remove_on_cleanup_ = info[4].ToBoolean().Value();
+    config.log_stalls = info[5].As<Napi::Number>().Int32Value();
+    config.syscalls = pulse::ParseSyscallTable(info[6].As<Napi::String>().Utf8Value(),
+                                               info[7].As<Napi::String>().Utf8Value());
+    config.stack_unavailable = info[8].As<Napi::String>().Utf8Value();
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 
@@ -86,6 +96,32 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   void Stop(const Napi::CallbackInfo& info) {
     StopNow(info.Length() > 0 && info[0].ToBoolean().Value());
+  }
+
+  // track(label) -> id; untrack(id). Ids are below 2^53.
+  Napi::Value Track(const Napi::CallbackInfo& info) {
+    uint64_t id = heartbeat_->TrackBegin(info[0].As<Napi::String>().Utf8Value());
+    return Napi::Number::New(info.Env(), static_cast<double>(id));
+  }
+
+  void Untrack(const Napi::CallbackInfo& info) {
+    heartbeat_->TrackEnd(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+  }
+
+  // expectStall(seconds, reason)
+  void ExpectStall(const Napi::CallbackInfo& info) {
+    heartbeat_->ExpectStall(
+        static_cast<int64_t>(std::llround(info[0].As<Napi::Number>().DoubleValue() * 1e9)),
+        info[1].As<Napi::String>().Utf8Value());
+  }
+
+  // The diagnosis as JSON text ("" when none): parsed by the caller.
+  Napi::Value Stall(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), heartbeat_->StallJson());
+  }
+
+  Napi::Value LastStall(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), heartbeat_->LastStallJson());
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -4,12 +4,17 @@
 #include "heartbeat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <set>
+
+#include "json.h"
 
 namespace pulse {
 namespace {
@@ -19,6 +24,13 @@ constexpr int64_t kNsPerMs = 1000000;
 // The thread needs a few KB; musl's default (128 KB) and glibc's (8 MB of
 // address space) are both set aside for an explicit, small size.
 constexpr size_t kStackSize = 256 * 1024;
+// While a stall lasts, its diagnosis is taken again at most this often (and
+// at most once per interval).
+constexpr int64_t kRediagnoseNs = 5 * kNsPerSec;
+// track() labels listed in a record, oldest first.
+constexpr size_t kMaxActive = 16;
+// A log block larger than this would not be written to a pipe atomically.
+constexpr size_t kMaxLogBytes = 4096;
 
 // Guards *claimed_files. Plain POD so nothing runs at process exit.
 pthread_mutex_t claimed_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -52,24 +64,10 @@ std::string Seconds(int64_t ns) {
   return buf;
 }
 
-// A JSON string literal's content: the message may carry text from JS (a
-// health check's error), so quotes, backslashes and control bytes are escaped.
-std::string JsonEscape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
+double CpuPercent(int64_t cpu_ns, int64_t wall_ns) {
+  if (cpu_ns < 0 || wall_ns <= 0) return -1;
+  double pct = 100.0 * static_cast<double>(cpu_ns) / static_cast<double>(wall_ns);
+  return pct > 100.0 ? 100.0 : pct;
 }
 
 std::string TmpPath(const std::string& path) {
@@ -110,6 +108,8 @@ Heartbeat::Heartbeat(Config config)
     : config_(std::move(config)), tmp_path_(TmpPath(config_.path)) {
   pthread_mutex_init(&mutex_, nullptr);
   pthread_mutex_init(&veto_mutex_, nullptr);
+  pthread_mutex_init(&diag_mutex_, nullptr);
+  pthread_mutex_init(&notes_mutex_, nullptr);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -122,6 +122,8 @@ Heartbeat::~Heartbeat() {
   pthread_cond_destroy(&wake_);
   pthread_mutex_destroy(&mutex_);
   pthread_mutex_destroy(&veto_mutex_);
+  pthread_mutex_destroy(&diag_mutex_);
+  pthread_mutex_destroy(&notes_mutex_);
 }
 
 std::string Heartbeat::Record(const char* state, const std::string& message,
@@ -138,6 +140,7 @@ std::string Heartbeat::Record(const char* state, const std::string& message,
   out += ",\"loopSilentMs\":" +
          std::to_string((MonotonicNs() - last_answer_mono_ns_.load()) / kNsPerMs);
   if (!extra_fields.empty()) out += "," + extra_fields;
+  if (!last_stall_json_.empty()) out += ",\"lastStall\":" + last_stall_json_;
   if (!config_.static_fields.empty()) out += "," + config_.static_fields;
   out += "}\n";
   return out;
@@ -164,6 +167,9 @@ FileResult Heartbeat::Start() {
   int64_t wall = WallNs();
   start_mono_ns_ = MonotonicNs();
   last_answer_mono_ns_.store(start_mono_ns_);
+  owner_tid_ = CurrentTid();
+  cpu_sample_mono_ns_ = start_mono_ns_;
+  cpu_sample_ns_ = ThreadCpuNs(owner_tid_);
   if (result.ok()) {
     result = WriteRecord(config_.path, tmp_path_,
                          Record("running", "started", wall, wall), wall);
@@ -300,26 +306,193 @@ void Heartbeat::WriteWithheld(const char* state, const std::string& message,
   Report(result, wall_ns);
 }
 
+uint64_t Heartbeat::TrackBegin(const std::string& label) {
+  Active entry{label, WallNs()};
+  pthread_mutex_lock(&notes_mutex_);
+  uint64_t id = next_track_id_++;
+  active_.emplace(id, std::move(entry));
+  pthread_mutex_unlock(&notes_mutex_);
+  return id;
+}
+
+void Heartbeat::TrackEnd(uint64_t id) {
+  pthread_mutex_lock(&notes_mutex_);
+  auto it = active_.find(id);
+  // The label is freed outside the lock.
+  Active gone;
+  if (it != active_.end()) {
+    gone = std::move(it->second);
+    active_.erase(it);
+  }
+  pthread_mutex_unlock(&notes_mutex_);
+}
+
+void Heartbeat::ExpectStall(int64_t ns, const std::string& reason) {
+  std::string copy = reason;
+  pthread_mutex_lock(&notes_mutex_);
+  expect_reason_.swap(copy);
+  expect_ns_ = ns;
+  pthread_mutex_unlock(&notes_mutex_);
+  expect_until_mono_ns_.store(MonotonicNs() + ns);
+}
+
+std::string Heartbeat::StallJson() const {
+  pthread_mutex_lock(&diag_mutex_);
+  std::string out = stall_json_;
+  pthread_mutex_unlock(&diag_mutex_);
+  return out;
+}
+
+std::string Heartbeat::LastStallJson() const {
+  pthread_mutex_lock(&diag_mutex_);
+  std::string out = last_stall_json_;
+  pthread_mutex_unlock(&diag_mutex_);
+  return out;
+}
+
+// [{"label":"job x","since":"..."}], oldest first; *line: "job x, job y" or "none".
+std::string Heartbeat::ActiveJson(std::string* line) const {
+  std::string json = "[";
+  line->clear();
+  size_t n = 0;
+  pthread_mutex_lock(&notes_mutex_);
+  for (const auto& entry : active_) {
+    if (n == kMaxActive) break;
+    if (n++ > 0) {
+      json += ",";
+      *line += ", ";
+    }
+    json += "{\"label\":\"" + JsonEscape(entry.second.label) + "\",\"since\":\"" +
+            Iso(entry.second.since_wall_ns) + "\"}";
+    *line += entry.second.label;
+  }
+  const size_t more = active_.size() - n;
+  pthread_mutex_unlock(&notes_mutex_);
+  if (more > 0) *line += " and " + std::to_string(more) + " more";
+  if (line->empty()) *line = "none";
+  return json + "]";
+}
+
+// Never blocks the heartbeat: a pipe is written through a non-blocking
+// descriptor of its own (the process's fd 2 keeps its flags), a socket with
+// MSG_DONTWAIT; a full pipe or socket drops the text.
+void Heartbeat::Log(const std::string& text) const {
+  std::string out = text.size() > kMaxLogBytes ? text.substr(0, kMaxLogBytes - 1) + "\n" : text;
+  struct stat st;
+  if (fstat(2, &st) != 0) return;
+  if (S_ISFIFO(st.st_mode)) {
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t written = write(fd, out.data(), out.size());
+    (void)written;
+    close(fd);
+  } else if (S_ISSOCK(st.st_mode)) {
+    ssize_t sent = send(2, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)sent;
+  } else {
+    ssize_t written = write(2, out.data(), out.size());  // a terminal or a file
+    (void)written;
+  }
+}
+
+void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
+  if (first) {
+    stall_cpu_mono_ns_ = cpu_sample_mono_ns_;
+    stall_cpu_ns_ = cpu_sample_ns_;
+  }
+  ThreadView view = ReadThreadView(owner_tid_, config_.syscalls);
+  const int64_t cpu = ThreadCpuNs(owner_tid_);
+  if (cpu >= 0 && stall_cpu_ns_ >= 0) {
+    view.cpu_percent = CpuPercent(cpu - stall_cpu_ns_, now_mono - stall_cpu_mono_ns_);
+  }
+  diagnosed_mono_ns_ = now_mono;
+  diag_thread_json_ = ThreadViewJson(view);
+  diag_thread_line_ = ThreadViewLine(view);
+  if (view.syscall.empty() && !view.wchan.empty()) diag_thread_line_ += ", wchan " + view.wchan;
+  std::string active_line;
+  diag_active_json_ = ActiveJson(&active_line);
+  diag_fields_ = "\"stack\":null,\"stackAt\":null,\"stackUnavailable\":\"" +
+                 JsonEscape(config_.stack_unavailable) + "\",\"thread\":" + diag_thread_json_ +
+                 ",\"active\":" + diag_active_json_;
+  std::string stall = "{\"since\":\"" + Iso(stalled_since_wall_ns_) + "\"," + diag_fields_ + "}";
+  pthread_mutex_lock(&diag_mutex_);
+  stall_json_.swap(stall);
+  pthread_mutex_unlock(&diag_mutex_);
+
+  if (!first || config_.log_stalls == 0) return;
+  std::string block;
+  if (config_.log_stalls == 2) {
+    block = "{\"msg\":\"celery-pulse-native: event loop stalled\",\"pid\":" +
+            std::to_string(getpid()) + ",\"file\":\"" + JsonEscape(config_.path) +
+            "\",\"stalledSince\":\"" + Iso(stalled_since_wall_ns_) +
+            "\",\"loopSilentMs\":" + std::to_string(silent / kNsPerMs) + "," + diag_fields_ + "}\n";
+  } else {
+    block = "celery-pulse-native: event loop stalled for " + Seconds(silent) + " (pid " +
+            std::to_string(getpid()) + ", " + config_.path + "); beats withheld\n" +
+            "    (no JavaScript stack: " + config_.stack_unavailable + ")\n" +
+            "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
+  }
+  Log(block);
+}
+
+void Heartbeat::EndStall() {
+  const int64_t answered = last_answer_mono_ns_.load();
+  const int64_t duration = answered - stall_start_mono_ns_;
+  std::string last = "{\"since\":\"" + Iso(stalled_since_wall_ns_) +
+                     "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) +
+                     ",\"stack\":null,\"thread\":" + diag_thread_json_ +
+                     ",\"active\":" + diag_active_json_ + "}";
+  std::string none;
+  pthread_mutex_lock(&diag_mutex_);
+  last_stall_json_.swap(last);
+  stall_json_.swap(none);
+  pthread_mutex_unlock(&diag_mutex_);
+  diag_fields_.clear();
+  stalled_.store(false);
+  if (config_.log_stalls == 2) {
+    Log("{\"msg\":\"celery-pulse-native: event loop answering again\",\"pid\":" +
+        std::to_string(getpid()) + ",\"file\":\"" + JsonEscape(config_.path) +
+        "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) + "}\n");
+  } else if (config_.log_stalls == 1) {
+    Log("celery-pulse-native: event loop answering again after " + Seconds(duration) +
+        "; beats resumed\n");
+  }
+}
+
 void Heartbeat::Tick(int64_t now_mono) {
   const int64_t wall = WallNs();
-  const int64_t silent = now_mono - last_answer_mono_ns_.load();
+  const int64_t answered = last_answer_mono_ns_.load();
+  // An expected stall (expectStall) counts as an answer until it ends.
+  const int64_t expect_until = expect_until_mono_ns_.load();
+  const int64_t silent = now_mono - (expect_until > answered ? expect_until : answered);
   const bool answering = config_.max_stall_ns < 0 || silent <= config_.max_stall_ns;
 
   if (!answering) {
     // A silent loop outranks a failing health check: the check cannot run
     // while the loop is stuck, so its verdict would be stale.
-    if (!stalled_.load()) {
-      stalled_since_wall_ns_ = wall - silent;
+    const bool first = !stalled_.load();
+    const int64_t loop_silent = now_mono - answered;
+    if (first) {
+      stalled_since_wall_ns_ = wall - loop_silent;
+      stall_start_mono_ns_ = answered;
       stalled_.store(true);
     }
+    // The stuck thread is looked at before the record is written, so the
+    // first stall record already says where it is.
+    const int64_t refresh = config_.interval_ns > kRediagnoseNs ? config_.interval_ns : kRediagnoseNs;
+    if (first || now_mono - diagnosed_mono_ns_ >= refresh) Diagnose(now_mono, loop_silent, first);
     // Say why, keeping the mtime at the last good beat: nothing fresh.
     WriteWithheld("stalled",
                   "stalled since " + Iso(stalled_since_wall_ns_) +
-                      ", loop silent for " + Seconds(silent) + "; beats withheld",
-                  std::string(), wall);
+                      ", loop silent for " + Seconds(loop_silent) + "; beats withheld",
+                  diag_fields_, wall);
     return;
   }
-  stalled_.store(false);
+  if (stalled_.load()) EndStall();
+  // The CPU time the loop's thread has used by now: the start of the next
+  // stall's share.
+  cpu_sample_mono_ns_ = now_mono;
+  cpu_sample_ns_ = ThreadCpuNs(owner_tid_);
 
   // The loop answers; the health check (if any) may still veto the beat.
   std::string veto_message;
@@ -336,6 +509,26 @@ void Heartbeat::Tick(int64_t now_mono) {
     return;
   }
 
+  // Inside an expectStall() window the record says so, once.
+  const bool expecting = expect_until > now_mono;
+  std::string expect_message;
+  std::string expect_fields;
+  if (expecting && record_says_ != Said::kExpecting) {
+    pthread_mutex_lock(&notes_mutex_);
+    const std::string reason = expect_reason_;
+    const int64_t expect_ns = expect_ns_;
+    pthread_mutex_unlock(&notes_mutex_);
+    const int64_t until_wall = wall + (expect_until - now_mono);
+    expect_message = "expecting a stall of up to " + Seconds(expect_ns) +
+                     (reason.empty() ? std::string() : " (" + reason + ")") + " until " +
+                     Iso(until_wall);
+    char secs[32];
+    snprintf(secs, sizeof secs, "%g", static_cast<double>(expect_ns) / kNsPerSec);
+    expect_fields = std::string("\"expectedStall\":{\"seconds\":") + secs +
+                    ",\"reason\":" + JsonStringOrNull(reason) + ",\"until\":\"" +
+                    Iso(until_wall) + "\"}";
+  }
+
   // Look before the beat: a directory, FIFO, socket, device or symlink that
   // appeared at the path after start is a fault, left exactly as found (its
   // times are not set, no record is renamed over it). Nothing is followed in
@@ -344,19 +537,24 @@ void Heartbeat::Tick(int64_t now_mono) {
   FileResult result = InspectTarget(config_.path, &missing);
   if (result.ok()) {
     bool beaten = false;
-    if (missing || record_says_ != Said::kRunning) {
-      // Deleted: re-create it (never its directory). Or beats resume: a
-      // fresh record. Either write is also this beat.
+    const bool rewrite = missing || !expect_message.empty() ||
+                         (record_says_ != Said::kRunning && !(expecting && record_says_ == Said::kExpecting));
+    if (rewrite) {
+      // Deleted: re-create it (never its directory). Or the record has news:
+      // beats resume, an expected stall begins or ends. Either write is also
+      // this beat.
       std::string message =
           missing ? std::string("re-created after deletion")
+          : !expect_message.empty() ? expect_message
           : record_says_ == Said::kStalled
               ? "event loop answering again since " + Iso(wall) +
                     " after a stall that began " + Iso(stalled_since_wall_ns_)
+          : record_says_ == Said::kExpecting ? "the expected stall is over"
               : "health check passing again since " + Iso(wall);
       result = WriteRecord(config_.path, tmp_path_,
-                           Record("running", message, wall, wall), wall);
+                           Record("running", message, wall, wall, expect_fields), wall);
       beaten = result.ok();
-      if (beaten) record_says_ = Said::kRunning;
+      if (beaten) record_says_ = expect_message.empty() ? Said::kRunning : Said::kExpecting;
     }
     if (!beaten && !missing) {
       result = Touch(config_.path, wall);

@@ -5,10 +5,14 @@
 
 #include <pthread.h>
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 
+#include "diagnose.h"
 #include "pulse_file.h"
 
 namespace pulse {
@@ -18,6 +22,10 @@ struct Config {
   int64_t interval_ns = 0;    // > 0
   int64_t max_stall_ns = -1;  // < 0: the gate is off
   std::string static_fields;  // JSON members appended to every record
+  int log_stalls = 1;         // 0: off, 1: a text block on stderr, 2: one JSON line
+  SyscallTable syscalls;      // names for the stall diagnosis
+  // Why records carry no JavaScript stack (until a capture is set up).
+  std::string stack_unavailable = "stack capture is not available";
 };
 
 struct Snapshot {
@@ -55,6 +63,16 @@ class Heartbeat {
   void Stop(bool remove);
   Snapshot Read() const;
 
+  // pulse.track(): `label` is running from now until TrackEnd(id). JS thread.
+  uint64_t TrackBegin(const std::string& label);
+  void TrackEnd(uint64_t id);
+  // pulse.expectStall(): silence up to `ns` from now withholds no beat. JS thread.
+  void ExpectStall(int64_t ns, const std::string& reason);
+  // The current stall's diagnosis and the last finished stall's, as JSON
+  // objects; empty when there is none.
+  std::string StallJson() const;
+  std::string LastStallJson() const;
+
  private:
   static void* ThreadMain(void* self);
   void Run();
@@ -70,6 +88,13 @@ class Heartbeat {
   void WriteWithheld(const char* state, const std::string& message,
                      const std::string& extra_fields, int64_t wall_ns);
   void Report(const FileResult& result, int64_t wall_ns);
+  // The stall diagnosis: reads the stuck thread's state and what it runs into
+  // diag_fields_ (and stall_json_). `first`: at the first withheld deadline.
+  void Diagnose(int64_t now_mono, int64_t silent_ns, bool first);
+  // The loop answered after a stall: lastStall and the recovery line.
+  void EndStall();
+  std::string ActiveJson(std::string* line) const;
+  void Log(const std::string& text) const;
 
   const Config config_;
   const std::string tmp_path_;
@@ -110,8 +135,48 @@ class Heartbeat {
   int64_t stalled_since_wall_ns_ = 0;
   // What the file's record currently says; heartbeat thread only. A record
   // that withheld beats is replaced by a "running" one at the next beat.
-  enum class Said { kRunning, kStalled, kUnhealthy };
+  enum class Said { kRunning, kStalled, kUnhealthy, kExpecting };
   Said record_says_ = Said::kRunning;
+
+  // The JS thread that started the pulse: the one the diagnosis looks at.
+  pid_t owner_tid_ = 0;  // written before the thread starts
+  // Its CPU time at the last deadline before a stall, and at the stall's
+  // start; heartbeat thread only (Start() writes the first sample).
+  int64_t cpu_sample_mono_ns_ = 0;
+  int64_t cpu_sample_ns_ = -1;
+  int64_t stall_cpu_mono_ns_ = 0;
+  int64_t stall_cpu_ns_ = -1;
+  int64_t stall_start_mono_ns_ = 0;  // the loop's last answer before the stall
+  int64_t diagnosed_mono_ns_ = 0;    // when the diagnosis was last taken
+  // JSON members ("stack":...,"thread":...,"active":...) every record of the
+  // current stall carries, and the text lines of the log block; heartbeat
+  // thread only.
+  std::string diag_fields_;
+  std::string diag_thread_line_;
+  std::string diag_thread_json_;
+  std::string diag_active_json_;
+
+  // Guards stall_json_ and last_stall_json_: the heartbeat thread writes them
+  // (and reads last_stall_json_ without it, being its only writer); Read by
+  // StallJson()/LastStallJson() on the JS thread. Never held across I/O.
+  mutable pthread_mutex_t diag_mutex_;
+  std::string stall_json_;
+  std::string last_stall_json_;
+
+  // Guards active_, next_track_id_, expect_reason_ and expect_ns_: written by
+  // the JS thread (track, expectStall), copied by the heartbeat thread.
+  mutable pthread_mutex_t notes_mutex_;
+  struct Active {
+    std::string label;
+    int64_t since_wall_ns;
+  };
+  std::map<uint64_t, Active> active_;  // by id: oldest first
+  uint64_t next_track_id_ = 1;
+  std::string expect_reason_;
+  int64_t expect_ns_ = 0;
+  // Monotonic ns until which silence withholds no beat (expectStall); 0 =
+  // none. Written by the JS thread after expect_reason_, read at deadlines.
+  std::atomic<int64_t> expect_until_mono_ns_{0};
 };
 
 // Process-wide: the files pulsed by any environment of this process.

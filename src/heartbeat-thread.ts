@@ -2,11 +2,13 @@
 // Heartbeat::Run and Heartbeat::Tick in native/heartbeat.cc. It runs in its own
 // worker_threads Worker, so its beats are on time while the owner's event loop
 // is busy, and it never returns to its own event loop until it stops.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Phase, Slot } from './claims';
+import * as D from './diagnosis';
 import { inspectTarget, keptMtimeMs, touch, writeRecord, type FileResult } from './pulse-file';
-import { iso, record, seconds, type RecordState } from './record';
+import { iso, jsonEscape, record, seconds, type RecordState } from './record';
 import * as S from './worker-state';
 
 const config = workerData as S.HeartbeatConfig;
@@ -25,13 +27,31 @@ let recordSays: 'running' | 'stalled' | 'unhealthy' = 'running';
 // The health check's veto, as last received from the owner; null = none.
 let veto: S.Veto | null = null;
 
+// The stall diagnosis (native/heartbeat.cc keeps the same state); this thread only.
+const REDIAGNOSE_NS = 5_000_000_000n;
+const syscalls = D.syscallTable();
+const syscallNames = syscalls.names.split(' ');
+const fdFirst = new Set(syscalls.fdFirst.split(' '));
+const active = new Map<number, D.ActiveLabel>(); // track() labels by id: oldest first
+let expect: { untilNs: bigint; seconds: number; reason: string } | null = null;
+let cpuSample = { ns: config.startNs, cpuMs: D.threadCpuMs(config.ownerTid) }; // the last deadline before a stall
+let stallCpu = cpuSample;
+let stallStartNs = 0n; // the loop's last answer before the stall
+let diagnosedNs = 0n;
+let diagFields = ''; // the JSON members every record of the current stall carries
+let diagThread: D.ThreadView | null = null;
+let diagActive: D.ActiveLabel[] = [];
+let lastStallJson = ''; // carried by every record after a stall
+let recordSaysExpecting = false;
+
 function stopRequested(): boolean {
   return Atomics.load(i32, S.RUN) === stopped || !slot.held();
 }
 
 function makeRecord(state: RecordState, message: string, wallMs: number, lastBeatMs: number, extraFields = ''): string {
   const silentMs = Number((now() - Atomics.load(i64, S.ANSWER_NS)) / 1_000_000n);
-  return record(state, message, wallMs, lastBeatMs, silentMs, config.staticFields, stalledSinceMs, extraFields);
+  const fields = [extraFields, lastStallJson && `"lastStall":${lastStallJson}`].filter(Boolean).join(',');
+  return record(state, message, wallMs, lastBeatMs, silentMs, config.staticFields, stalledSinceMs, fields);
 }
 
 function report(result: FileResult, wallMs: number): void {
@@ -45,13 +65,95 @@ function report(result: FileResult, wallMs: number): void {
   Atomics.store(i32, S.ERRNO, result.err);
 }
 
-/** The latest veto the owner sent; earlier ones are superseded. */
-function readVeto(): S.Veto | null {
-  for (let m = receiveMessageOnPort(config.vetoPort); m !== undefined; m = receiveMessageOnPort(config.vetoPort)) {
-    const sent = m.message as S.Veto;
-    veto = sent.message ? sent : null;
+/** Reads what the owner sent: the latest veto wins; labels come and go; the latest expectStall() wins. */
+function drainOwner(): void {
+  for (let m = receiveMessageOnPort(config.port); m !== undefined; m = receiveMessageOnPort(config.port)) {
+    const sent = m.message as S.ToThread;
+    if (sent.kind === 'veto') veto = sent.message ? sent : null;
+    else if (sent.kind === 'track') active.set(sent.id, { label: sent.label, since: iso(sent.sinceMs) });
+    else if (sent.kind === 'untrack') active.delete(sent.id);
+    else expect = sent;
   }
-  return veto;
+}
+
+function publish(stall: string): void {
+  config.port.postMessage({ kind: 'diagnosis', stall, lastStall: lastStallJson } satisfies S.ToOwner);
+}
+
+/**
+ * Never blocks this thread: a pipe is written through a non-blocking
+ * descriptor of its own (fd 2 keeps its flags), a terminal or file directly;
+ * a full pipe drops the text, and so does a socket (JavaScript has no
+ * non-blocking send on fd 2).
+ */
+function log(text: string): void {
+  try {
+    const st = fs.fstatSync(2);
+    if (st.isFIFO()) {
+      const fd = fs.openSync('/proc/self/fd/2', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      try {
+        fs.writeSync(fd, text);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } else if (!st.isSocket()) {
+      fs.writeSync(2, text);
+    }
+  } catch {
+    // dropped: a full pipe, or no stderr
+  }
+}
+
+function activeList(): { json: D.ActiveLabel[]; line: string } {
+  const all = [...active.values()];
+  const json = all.slice(0, D.MAX_ACTIVE);
+  return { json, line: D.activeLine(json, all.length - json.length) };
+}
+
+/** The twin of Heartbeat::Diagnose. */
+function diagnose(nowNs: bigint, silentMs: number, first: boolean): void {
+  if (first) stallCpu = cpuSample;
+  const view = D.readThreadView(config.ownerTid, syscallNames, fdFirst);
+  const cpuMs = D.threadCpuMs(config.ownerTid);
+  const wallMs = Number(nowNs - stallCpu.ns) / 1e6;
+  if (cpuMs >= 0 && stallCpu.cpuMs >= 0 && wallMs > 0) {
+    view.cpuPercent = Math.round(Math.min(100, (100 * (cpuMs - stallCpu.cpuMs)) / wallMs) * 10) / 10;
+  }
+  diagnosedNs = nowNs;
+  diagThread = view;
+  const { json, line } = activeList();
+  diagActive = json;
+  diagFields =
+    `"stack":null,"stackAt":null,"stackUnavailable":"${jsonEscape(D.WORKER_NO_STACK)}",` +
+    `"thread":${JSON.stringify(view)},"active":${JSON.stringify(json)}`;
+  publish(`{"since":"${iso(stalledSinceMs)}",${diagFields}}`);
+  if (!first || config.logStalls === 0) return;
+  if (config.logStalls === 2) {
+    log(
+      `{"msg":"celery-pulse-native: event loop stalled","pid":${process.pid},"file":"${jsonEscape(config.file)}",` +
+        `"stalledSince":"${iso(stalledSinceMs)}","loopSilentMs":${Math.trunc(silentMs)},${diagFields}}\n`,
+    );
+  } else {
+    log(
+      `celery-pulse-native: event loop stalled for ${seconds(silentMs)} (pid ${process.pid}, ${config.file}); beats withheld\n` +
+        `    (no JavaScript stack: ${D.WORKER_NO_STACK})\n` +
+        `    thread ${D.threadLine(view)}; active: ${line}\n`,
+    );
+  }
+}
+
+/** The twin of Heartbeat::EndStall. */
+function endStall(): void {
+  const durationMs = Number((Atomics.load(i64, S.ANSWER_NS) - stallStartNs) / 1_000_000n);
+  lastStallJson = JSON.stringify({ since: iso(stalledSinceMs), durationMs, stack: null, thread: diagThread, active: diagActive });
+  diagFields = '';
+  Atomics.store(i32, S.STALLED, 0);
+  publish('');
+  if (config.logStalls === 2) {
+    log(`{"msg":"celery-pulse-native: event loop answering again","pid":${process.pid},"file":"${jsonEscape(config.file)}","durationMs":${durationMs}}\n`);
+  } else if (config.logStalls === 1) {
+    log(`celery-pulse-native: event loop answering again after ${seconds(durationMs)}; beats resumed\n`);
+  }
 }
 
 /**
@@ -72,7 +174,11 @@ function writeWithheld(state: 'stalled' | 'unhealthy', message: string, extraFie
 
 function tick(nowNs: bigint): void {
   const wall = Date.now();
-  const silentNs = nowNs - Atomics.load(i64, S.ANSWER_NS);
+  drainOwner();
+  const answered = Atomics.load(i64, S.ANSWER_NS);
+  // An expected stall (expectStall) counts as an answer until it ends.
+  const expectUntil = expect?.untilNs ?? 0n;
+  const silentNs = nowNs - (expectUntil > answered ? expectUntil : answered);
   const answering = config.maxStallNs < 0n || silentNs <= config.maxStallNs;
 
   // Look before every write: a directory, FIFO, socket, device or symlink
@@ -84,40 +190,66 @@ function tick(nowNs: bigint): void {
   if (!answering) {
     // A silent loop outranks a failing health check: the check cannot run
     // while the loop is stuck, so its verdict would be stale.
-    if (Atomics.load(i32, S.STALLED) === 0) {
-      stalledSinceMs = wall - Number(silentNs) / 1e6;
+    const first = Atomics.load(i32, S.STALLED) === 0;
+    const loopSilentMs = Number(nowNs - answered) / 1e6;
+    if (first) {
+      stalledSinceMs = wall - loopSilentMs;
+      stallStartNs = answered;
       Atomics.store(i32, S.STALLED, 1);
     }
+    // The stuck thread is looked at before the record is written.
+    const refresh = config.intervalNs > REDIAGNOSE_NS ? config.intervalNs : REDIAGNOSE_NS;
+    if (first || nowNs - diagnosedNs >= refresh) diagnose(nowNs, loopSilentMs, first);
     // Say why, keeping the mtime at the last good beat: nothing fresh.
-    const message = `stalled since ${iso(stalledSinceMs)}, loop silent for ${seconds(Number(silentNs) / 1e6)}; beats withheld`;
-    writeWithheld('stalled', message, '', wall, inspected);
+    const message = `stalled since ${iso(stalledSinceMs)}, loop silent for ${seconds(loopSilentMs)}; beats withheld`;
+    writeWithheld('stalled', message, diagFields, wall, inspected);
     return;
   }
-  Atomics.store(i32, S.STALLED, 0);
+  if (Atomics.load(i32, S.STALLED) === 1) endStall();
+  cpuSample = { ns: nowNs, cpuMs: D.threadCpuMs(config.ownerTid) };
 
   // The loop answers; the health check (if any) may still veto the beat.
-  const vetoed = readVeto();
-  if (vetoed !== null) {
+  if (veto !== null) {
     Atomics.add(i64, S.VETOED, 1n);
-    writeWithheld('unhealthy', vetoed.message, vetoed.fields, wall, inspected);
+    writeWithheld('unhealthy', veto.message, veto.fields, wall, inspected);
     return;
+  }
+
+  // Inside an expectStall() window the record says so, once.
+  const expecting = expect !== null && expectUntil > nowNs;
+  let expectMessage = '';
+  let expectFields = '';
+  if (expect !== null && expecting && !recordSaysExpecting) {
+    const untilMs = wall + Number(expectUntil - nowNs) / 1e6;
+    expectMessage =
+      `expecting a stall of up to ${seconds(expect.seconds * 1000)}${expect.reason ? ` (${expect.reason})` : ''} until ${iso(untilMs)}`;
+    expectFields = `"expectedStall":${JSON.stringify({ seconds: expect.seconds, reason: expect.reason || null, until: iso(untilMs) })}`;
   }
 
   let result: FileResult = inspected;
   if (result.err === 0) {
     const { missing } = inspected;
     let beaten = false;
-    if (missing || recordSays !== 'running') {
-      // Deleted: re-create it (never its directory). Or beats resume after a
-      // withheld stretch: a fresh record. Either write is also this beat.
+    const news = recordSays !== 'running' || (recordSaysExpecting && !expecting);
+    if (missing || expectMessage || news) {
+      // Deleted: re-create it (never its directory). Or the record has news:
+      // beats resume, an expected stall begins or ends. Either write is also
+      // this beat.
       const message = missing
         ? 're-created after deletion'
-        : recordSays === 'stalled'
-          ? `event loop answering again since ${iso(wall)} after a stall that began ${iso(stalledSinceMs)}`
-          : `health check passing again since ${iso(wall)}`;
-      result = writeRecord(config.file, config.tmp, makeRecord('running', message, wall, wall), wall);
+        : expectMessage
+          ? expectMessage
+          : recordSays === 'stalled'
+            ? `event loop answering again since ${iso(wall)} after a stall that began ${iso(stalledSinceMs)}`
+            : recordSaysExpecting
+              ? 'the expected stall is over'
+              : `health check passing again since ${iso(wall)}`;
+      result = writeRecord(config.file, config.tmp, makeRecord('running', message, wall, wall, expectFields), wall);
       beaten = result.err === 0;
-      if (beaten) recordSays = 'running';
+      if (beaten) {
+        recordSays = 'running';
+        recordSaysExpecting = expectMessage !== '';
+      }
     }
     if (!beaten && !missing) {
       result = touch(config.file, wall);

@@ -9,6 +9,13 @@ export interface NativeHandle {
   veto(message: string, fields: string): void;
   stop(remove: boolean): void;
   stats(): NativeStats;
+  /** track(label) -> id, untrack(id): the labels a stall's diagnosis lists. */
+  track(label: string): number;
+  untrack(id: number): void;
+  expectStall(seconds: number, reason: string): void;
+  /** The current stall's diagnosis, and the last one's, as JSON text ('' when none). */
+  stall(): string;
+  lastStall(): string;
 }
 
 export interface NativeStats {
@@ -26,7 +33,17 @@ export interface NativeStats {
 }
 
 export interface NativeBinding {
-  PulseHandle: new (file: string, interval: number, maxStall: number, staticFields: string, removeOnStop: boolean) => NativeHandle;
+  PulseHandle: new (
+    file: string,
+    interval: number,
+    maxStall: number,
+    staticFields: string,
+    removeOnStop: boolean,
+    logStalls: number,
+    syscallNames: string,
+    fdFirstSyscalls: string,
+    stackUnavailable: string,
+  ) => NativeHandle;
   sourceDigest: string;
 }
 

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
+import type { LogStalls } from './diagnosis';
 import type { HealthCheck } from './health';
 import { expandTemplate, isTemplated } from './template';
 
@@ -30,6 +31,12 @@ export interface PulseOptions {
   healthCheck?: HealthCheck;
   /** Seconds a healthCheck run may take before it counts as failed. Default: min(5, interval). */
   healthCheckTimeout?: number;
+  /**
+   * At the first withheld deadline of a stall, write where the loop is stuck to
+   * stderr: `true` a block shaped like a stack trace (the default), `'json'` one
+   * JSON line, `false` nothing.
+   */
+  logStalls?: LogStalls;
 }
 
 export interface ResolvedOptions {
@@ -40,6 +47,7 @@ export interface ResolvedOptions {
   removeOnStop: boolean;
   healthCheck: HealthCheck | undefined;
   healthCheckTimeout: number;
+  logStalls: LogStalls;
 }
 
 export const ENV = {
@@ -47,6 +55,7 @@ export const ENV = {
   interval: 'CELERY_PULSE_HEARTBEAT_INTERVAL',
   maxStall: 'CELERY_PULSE_MAX_STALL',
   strategy: 'CELERY_PULSE_STRATEGY',
+  logStalls: 'CELERY_PULSE_LOG_STALLS',
 } as const;
 
 export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy, healthCheckTimeout: 5 };
@@ -58,7 +67,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -187,7 +196,35 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
     ? checkSeconds(given.healthCheckTimeout, opt('healthCheckTimeout'), false)
     : Math.min(DEFAULTS.healthCheckTimeout, interval);
 
-  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout };
+  let logStalls: LogStalls = true;
+  if (has('logStalls')) {
+    if (given.logStalls !== true && given.logStalls !== false && given.logStalls !== 'json') {
+      throw invalid(opt('logStalls'), given.logStalls, 'true, false or "json"', TypeError);
+    }
+    logStalls = given.logStalls;
+  } else if (env[ENV.logStalls] !== undefined) {
+    const text = (env[ENV.logStalls] as string).trim();
+    const modes: Record<string, LogStalls> = { '1': true, '0': false, json: 'json' };
+    if (!Object.hasOwn(modes, text)) throw invalid(fromEnv(ENV.logStalls), env[ENV.logStalls], '"1", "0" or "json"', TypeError);
+    logStalls = modes[text];
+  }
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls };
+}
+
+/** expectStall(seconds, reason?): checked like the other durations; the reason cut at 200 characters. */
+export function checkExpectStall(seconds: unknown, reason: unknown): { seconds: number; reason: string } {
+  const bad = (argument: string, value: unknown, expected: string, Kind: typeof TypeError | typeof RangeError) =>
+    pulseError(Kind, 'ERR_PULSE_INVALID_ARGUMENT', `expectStall(seconds, reason): ${argument} must be ${expected}, got ${show(value)}`, {
+      argument,
+      value,
+    });
+  if (typeof seconds !== 'number') throw bad('seconds', seconds, 'a number of seconds', TypeError);
+  if (Number.isNaN(seconds) || seconds < MIN_SECONDS || seconds > MAX_SECONDS) {
+    throw bad('seconds', seconds, `a number of seconds from ${MIN_SECONDS} to ${MAX_SECONDS}`, RangeError);
+  }
+  if (reason !== undefined && typeof reason !== 'string') throw bad('reason', reason, 'a string', TypeError);
+  return { seconds, reason: (reason ?? '').slice(0, 200) };
 }
 
 /** How often the loop is asked to answer: at least every min(1 s, maxStall / 4). */

@@ -1,10 +1,11 @@
 import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
-import { pulseError } from './errors';
+import { checkLabel, logMode, previousField, previousRun, syscallTable, type PreviousRun } from './diagnosis';
+import { pulseError, show } from './errors';
 import { HealthCheckRunner } from './health';
 import { FILE_OPS, type NativeBinding, type NativeHandle } from './native';
-import { pingIntervalMs, type ResolvedOptions } from './options';
-import { describeFileFault, type PulseStatus, identityFields } from './status';
+import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from './options';
+import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from './status';
 
 /** A running heartbeat. Returned by start(). */
 export interface Pulse {
@@ -13,6 +14,44 @@ export interface Pulse {
   status(): PulseStatus;
   /** Idempotent; returns after the heartbeat thread has exited. */
   stop(): void;
+  /**
+   * Runs `fn` (sync or async) and returns what it returns; until it returns or
+   * settles, `label` is listed in `active` by a stall's diagnosis.
+   */
+  track<T>(label: string, fn: () => T): T;
+  /**
+   * A known long synchronous step follows: silence up to `seconds` from now
+   * withholds no beat, and the record says so. Silence past it is a stall.
+   */
+  expectStall(seconds: number, reason?: string): void;
+}
+
+/** track() for both strategies: `begin` lists the label, `end` drops it. */
+export function runTracked<T>(begin: (label: string) => number, end: (id: number) => void, label: unknown, fn: unknown): T {
+  const text = checkLabel(label);
+  if (typeof fn !== 'function') {
+    throw pulseError(TypeError, 'ERR_PULSE_INVALID_ARGUMENT', `track(label, fn): fn must be a function, got ${show(fn)}`, {
+      argument: 'fn',
+      value: fn,
+    });
+  }
+  const id = begin(text);
+  let result: T;
+  try {
+    result = (fn as () => T)();
+  } catch (error) {
+    end(id);
+    throw error;
+  }
+  const then = (result as { then?: unknown } | null)?.then;
+  if (typeof then === 'function') {
+    // The caller gets fn's own promise; this side chain only ends the label.
+    const done = () => end(id);
+    then.call(result, done, done);
+  } else {
+    end(id);
+  }
+  return result;
 }
 
 // Pulses keep themselves reachable until stopped: a start() whose result is
@@ -20,7 +59,7 @@ export interface Pulse {
 const active = new Set<Pulse>();
 
 /** The JSON members every record of this pulse carries (no env, no secrets). */
-export function staticRecordFields(options: ResolvedOptions, strategy: string, startedAt: Date): string {
+export function staticRecordFields(options: ResolvedOptions, strategy: string, startedAt: Date, previous: PreviousRun | null): string {
   const fields = {
     pid: process.pid,
     threadId,
@@ -31,7 +70,8 @@ export function staticRecordFields(options: ResolvedOptions, strategy: string, s
     maxStall: Number.isFinite(options.maxStall) ? options.maxStall : 'inf',
     strategy,
   };
-  return JSON.stringify(fields).slice(1, -1);
+  const previousMember = previousField(previous);
+  return JSON.stringify(fields).slice(1, -1) + (previousMember ? `,${previousMember}` : '');
 }
 
 export class NativePulse implements Pulse {
@@ -45,12 +85,17 @@ export class NativePulse implements Pulse {
   constructor(binding: NativeBinding, options: ResolvedOptions) {
     this.#options = options;
     this.file = options.file;
+    const syscalls = syscallTable();
     this.#handle = new binding.PulseHandle(
       options.file,
       options.interval,
       options.maxStall,
-      staticRecordFields(options, 'native', this.#startedAt),
+      staticRecordFields(options, 'native', this.#startedAt, previousRun(options.file)),
       options.removeOnStop,
+      logMode(options.logStalls),
+      syscalls.names,
+      syscalls.fdFirst,
+      'stack capture is not built into this release',
     );
     const failure = this.#handle.start();
     if (failure !== null) {
@@ -94,7 +139,24 @@ export class NativePulse implements Pulse {
       errors: s.errors,
       lastError: fault ? { code: fault.code, message: fault.message, at: new Date(s.errorMs) } : null,
       healthCheck: this.#health ? this.#health.status(s.vetoed) : null,
+      stall: parseDiagnosis(this.#handle.stall()),
+      lastStall: parseDiagnosis(this.#handle.lastStall()),
     };
+  }
+
+  track<T>(label: string, fn: () => T): T {
+    const handle = this.#handle;
+    return runTracked(
+      (text) => handle.track(text),
+      (id) => handle.untrack(id),
+      label,
+      fn,
+    );
+  }
+
+  expectStall(seconds: number, reason?: string): void {
+    const checked = checkExpectStall(seconds, reason);
+    this.#handle.expectStall(checked.seconds, checked.reason);
   }
 
   stop(): void {

@@ -3,6 +3,7 @@ import { threadId } from 'node:worker_threads';
 import type { ResolvedOptions } from './options';
 import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
+import type { LastStall, StallDiagnosis } from './diagnosis';
 import type { FileOpName } from './native';
 
 export interface PulseLastError {
@@ -41,6 +42,15 @@ export interface PulseStatus {
   lastError: PulseLastError | null;
   /** The custom health check's state; null without a healthCheck option. */
   healthCheck: HealthCheckStatus | null;
+  /** While stalled: where the loop is stuck (the stall record's diagnosis); else null. */
+  stall: StallDiagnosis | null;
+  /** The last stall that ended, with its duration; null before any. */
+  lastStall: LastStall | null;
+}
+
+/** A diagnosis handed over as JSON text by a heartbeat thread; '' is none. */
+export function parseDiagnosis<T extends StallDiagnosis | LastStall>(json: string): T | null {
+  return json ? (JSON.parse(json) as T) : null;
 }
 
 const ERRNO_NAMES = new Map<number, string>(

@@ -55,16 +55,36 @@ export interface HeartbeatConfig {
   slot: number;
   gen: number;
   /**
-   * The health check's veto, owner to thread: each message is a Veto, the
-   * latest one counts, and an empty message lifts it. The thread reads it
-   * with receiveMessageOnPort at each deadline (it never returns to its own
-   * event loop while it runs).
+   * Owner to thread: ToThread messages (the health check's veto, track()
+   * labels, expectStall()). Thread to owner: ToOwner messages (the
+   * diagnosis, for status()). Each side reads with receiveMessageOnPort: the
+   * thread at each deadline (it never returns to its own event loop while it
+   * runs), the owner in status(); messages posted before the owner got stuck
+   * are there for the thread to read while it is stuck.
    */
-  vetoPort: MessagePort;
+  port: MessagePort;
+  /** The owner's thread, as /proc/self/task/<tid> names it: the one a stall diagnoses. */
+  ownerTid: number;
+  /** 0 off, 1 text, 2 JSON (diagnosis.logMode). */
+  logStalls: number;
 }
 
-/** A failing health check's verdict: the record's message and extra JSON members. */
+/** A failing health check's verdict: the record's message and extra JSON members; '' lifts it. */
 export interface Veto {
+  kind: 'veto';
   message: string;
   fields: string;
+}
+
+export type ToThread =
+  | Veto
+  | { kind: 'track'; id: number; label: string; sinceMs: number }
+  | { kind: 'untrack'; id: number }
+  | { kind: 'expect'; untilNs: bigint; seconds: number; reason: string };
+
+/** The current stall's diagnosis and the last one's, as JSON text ('' = none). */
+export interface ToOwner {
+  kind: 'diagnosis';
+  stall: string;
+  lastStall: string;
 }

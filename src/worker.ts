@@ -3,16 +3,17 @@
 // that called start(): it performs the first beat, answers the gate's ping,
 // reads status() from shared memory and stops the thread.
 import * as path from 'node:path';
-import { MessageChannel, threadId, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, threadId, Worker, type MessagePort } from 'node:worker_threads';
 import { claim, type Slot } from './claims';
+import { currentTid, logMode, previousRun } from './diagnosis';
 import { pulseError } from './errors';
 import { HealthCheckRunner } from './health';
 import { FILE_OPS } from './native';
-import { pingIntervalMs, type ResolvedOptions } from './options';
+import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from './options';
 import * as pulseFile from './pulse-file';
-import { staticRecordFields, trackPulse, untrackPulse, type Pulse } from './pulse';
+import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from './pulse';
 import { iso, record } from './record';
-import { describeFileFault, type PulseLastError, type PulseStatus, identityFields } from './status';
+import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from './status';
 import * as S from './worker-state';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
@@ -56,7 +57,10 @@ export class WorkerPulse implements Pulse {
   readonly #slot: Slot;
   readonly #tmp: string; // this thread's record writes; the heartbeat thread has its own
   readonly #worker: Worker;
-  readonly #vetoPort: MessagePort; // this side of the veto channel to the heartbeat thread
+  readonly #port: MessagePort; // this side of the channel to the heartbeat thread
+  #diagnosis: S.ToOwner = { kind: 'diagnosis', stall: '', lastStall: '' }; // the latest the thread sent
+  #nextTrackId = 1;
+  #portOpen = true;
   #ping: NodeJS.Timeout | undefined;
   #health: HealthCheckRunner | undefined;
   #threadError: PulseLastError | null = null;
@@ -66,7 +70,7 @@ export class WorkerPulse implements Pulse {
     this.#options = options;
     const file = (this.file = options.file);
     ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
-    this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt);
+    this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt, previousRun(file));
 
     let result = pulseFile.makeParents(file);
     if (result.err !== 0) throw fileError(file, result);
@@ -99,7 +103,7 @@ export class WorkerPulse implements Pulse {
       Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
 
       const { port1, port2 } = new MessageChannel();
-      this.#vetoPort = port1;
+      this.#port = port1;
       port1.unref();
       const config: S.HeartbeatConfig = {
         file,
@@ -112,7 +116,9 @@ export class WorkerPulse implements Pulse {
         claims: this.#slot.sab,
         slot: this.#slot.index,
         gen: this.#slot.gen,
-        vetoPort: port2,
+        port: port2,
+        ownerTid: currentTid(),
+        logStalls: logMode(options.logStalls),
       };
       // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
       // run in the heartbeat thread. A small young generation keeps its RSS
@@ -145,9 +151,9 @@ export class WorkerPulse implements Pulse {
     this.#ping = setInterval(() => Atomics.store(i64, S.ANSWER_NS, process.hrtime.bigint()), pingIntervalMs(options.maxStall));
     this.#ping.unref();
     if (options.healthCheck) {
-      const port = this.#vetoPort;
+      const port = this.#port;
       this.#health = new HealthCheckRunner(options.healthCheck, options.healthCheckTimeout, options.interval,
-        (message, fields) => port.postMessage({ message, fields } satisfies S.Veto));
+        (message, fields) => port.postMessage({ kind: 'veto', message, fields } satisfies S.Veto));
     }
     atExit.add(this.#atExit);
     trackPulse(this);
@@ -178,7 +184,41 @@ export class WorkerPulse implements Pulse {
         ? { code: fault.code, message: fault.message, at: new Date(Number(Atomics.load(i64, S.ERROR_MS))) }
         : this.#threadError,
       healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
+      stall: parseDiagnosis(this.#readDiagnosis().stall),
+      lastStall: parseDiagnosis(this.#diagnosis.lastStall),
     };
+  }
+
+  /** The latest diagnosis the heartbeat thread sent; earlier ones are superseded. */
+  #readDiagnosis(): S.ToOwner {
+    if (!this.#portOpen) return this.#diagnosis;
+    for (let m = receiveMessageOnPort(this.#port); m !== undefined; m = receiveMessageOnPort(this.#port)) {
+      this.#diagnosis = m.message as S.ToOwner;
+    }
+    return this.#diagnosis;
+  }
+
+  #send(message: S.ToThread): void {
+    if (this.#ping !== undefined) this.#port.postMessage(message);
+  }
+
+  track<T>(label: string, fn: () => T): T {
+    return runTracked(
+      (text) => {
+        const id = this.#nextTrackId++;
+        this.#send({ kind: 'track', id, label: text, sinceMs: Date.now() });
+        return id;
+      },
+      (id) => this.#send({ kind: 'untrack', id }),
+      label,
+      fn,
+    );
+  }
+
+  expectStall(seconds: number, reason?: string): void {
+    const checked = checkExpectStall(seconds, reason);
+    const untilNs = process.hrtime.bigint() + BigInt(Math.round(checked.seconds * 1e9));
+    this.#send({ kind: 'expect', untilNs, ...checked });
   }
 
   /**
@@ -231,7 +271,9 @@ export class WorkerPulse implements Pulse {
         pulseFile.writeRecord(this.file, this.#tmp, content, pulseFile.keptMtimeMs(this.file, lastBeat));
       }
     }
-    this.#vetoPort.close();
+    this.#readDiagnosis();
+    this.#portOpen = false;
+    this.#port.close();
     this.#slot.release();
     this.#slot.wake();
     this.#worker.terminate().then(undefined, () => undefined);
