@@ -15,17 +15,7 @@ const connection = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379'
   maxRetriesPerRequest: null, // required by BullMQ workers
 });
 
-const worker = new Worker(process.env.QUEUE || 'reports', async (job) => {
-  if (job.name === 'crunch') {
-    const end = Date.now() + job.data.ms;
-    while (Date.now() < end); // the loop is stuck until the job returns
-  }
-  return { job: job.name, pid: process.pid };
-}, { connection });
-
-worker.on('error', (error) => console.error('worker error:', error.message));
-worker.on('completed', (job) => console.log(`completed ${job.name} ${job.id}`));
-
+let worker;
 // Interval, maxStall and file come from CELERY_PULSE_* env vars (or defaults).
 const pulse = start({
   // Healthy = the worker runs and Redis answers. A PING that hangs on a
@@ -34,6 +24,21 @@ const pulse = start({
     return worker.isRunning() && connection.status === 'ready' && (await connection.ping()) === 'PONG';
   },
 });
+
+function crunch(ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end); // the loop is stuck until the job returns
+}
+
+// Each job runs inside pulse.track(): a stall's record lists the jobs running.
+worker = new Worker(process.env.QUEUE || 'reports', (job) =>
+  pulse.track(`job ${job.queueName}/${job.name}#${job.id}`, async () => {
+    if (job.name === 'crunch') crunch(job.data.ms);
+    return { job: job.name, pid: process.pid };
+  }), { connection });
+
+worker.on('error', (error) => console.error('worker error:', error.message));
+worker.on('completed', (job) => console.log(`completed ${job.name} ${job.id}`));
 
 worker.waitUntilReady().then(() => console.log(`ready pid=${process.pid} file=${pulse.file}`));
 

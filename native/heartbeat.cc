@@ -489,10 +489,12 @@ void Heartbeat::Tick(int64_t now_mono) {
     return;
   }
   if (stalled_.load()) EndStall();
-  // The CPU time the loop's thread has used by now: the start of the next
-  // stall's share.
-  cpu_sample_mono_ns_ = now_mono;
-  cpu_sample_ns_ = ThreadCpuNs(owner_tid_);
+  // The CPU time the loop's thread has used by the first deadline after its
+  // last answer: where the next stall's share starts counting.
+  if (answered >= cpu_sample_mono_ns_) {
+    cpu_sample_mono_ns_ = now_mono;
+    cpu_sample_ns_ = ThreadCpuNs(owner_tid_);
+  }
 
   // The loop answers; the health check (if any) may still veto the beat.
   std::string veto_message;

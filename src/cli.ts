@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from './options';
-import { probe, seconds, type ProbeResult } from './probe';
+import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from './diagnosis';
+import { probe, seconds, type ProbeResult, type PulseRecord } from './probe';
 import { isTemplated, templateToGlob } from './template';
 
 // `celery-pulse-native check|status`: a probe runs it every few seconds, so it
@@ -195,6 +196,7 @@ function statusText(r: ProbeResult, now: number): string {
     if (rec.state === 'stalled' && typeof rec.loopSilentMs === 'number') {
       rows.push(['loop silent', `${seconds(rec.loopSilentMs)} when the record was written`]);
     }
+    rows.push(...diagnosisRows(rec, when));
     rows.push(['written', when(rec.updatedAt)]);
     rows.push(['started', when(rec.startedAt)]);
     const host = typeof rec.hostname === 'string' ? ` on ${rec.hostname}` : '';
@@ -204,6 +206,48 @@ function statusText(r: ProbeResult, now: number): string {
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}\n`).join('');
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** A stack as Node prints one, a frame a line; the reason when there is none. */
+function stackLines(stack: unknown, unavailable: unknown): string[] {
+  if (Array.isArray(stack) && stack.length > 0) return (stack as StackFrame[]).map(frameLine);
+  return [`none: ${typeof unavailable === 'string' ? unavailable : 'not captured'}`];
+}
+
+/** The stall diagnosis of a record, its lastStall and its previous run, as status rows. */
+function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [string, string][] {
+  const rows: [string, string][] = [];
+  if (rec.state === 'stalled' && (rec.thread !== undefined || rec.stack !== undefined)) {
+    stackLines(rec.stack, rec.stackUnavailable).forEach((line, i) => rows.push([i === 0 ? 'stack' : '', line]));
+    if (typeof rec.stackAt === 'string') rows.push(['stack at', when(rec.stackAt)]);
+    if (isObject(rec.thread)) rows.push(['thread', threadLine(rec.thread as unknown as ThreadView)]);
+    if (Array.isArray(rec.active)) {
+      const active = rec.active as ActiveLabel[];
+      if (active.length === 0) rows.push(['active', 'none']);
+      active.forEach((a, i) => rows.push([i === 0 ? 'active' : '', `${a.label} (since ${when(a.since)})`]));
+    }
+  }
+  if (isObject(rec.expectedStall)) {
+    const e = rec.expectedStall as { seconds?: unknown; reason?: unknown; until?: unknown };
+    const reason = typeof e.reason === 'string' ? ` (${e.reason})` : '';
+    rows.push(['expecting', `a stall of up to ${String(e.seconds)} s${reason} until ${when(e.until)}`]);
+  }
+  if (isObject(rec.lastStall)) {
+    const l = rec.lastStall as unknown as LastStall;
+    const top = Array.isArray(l.stack) && l.stack.length > 0 ? `; ${frameLine(l.stack[0])}` : '';
+    rows.push(['last stall', `since ${when(l.since)}, lasted ${seconds(Number(l.durationMs))}${top}`]);
+    if (isObject(l.thread)) rows.push(['', `thread ${threadLine(l.thread)}; active: ${activeLine(Array.isArray(l.active) ? l.active : [])}`]);
+  }
+  if (isObject(rec.previous)) {
+    const p = rec.previous as unknown as PreviousRun;
+    const since = typeof p.stalledSince === 'string' ? ` since ${p.stalledSince}` : '';
+    rows.push(['previous', `pid ${String(p.pid)} ${String(p.state)}${since}, last written ${when(p.updatedAt)}`]);
+    if (Array.isArray(p.stack) && p.stack.length > 0) p.stack.forEach((f) => rows.push(['', frameLine(f)]));
+    if (isObject(p.thread)) rows.push(['', `thread ${threadLine(p.thread)}; active: ${activeLine(Array.isArray(p.active) ? p.active : [])}`]);
+  }
+  return rows;
 }
 
 /** Runs the CLI; returns the exit code (0 fresh, 1 stale or missing, 2 usage). */

@@ -80,11 +80,18 @@ function publish(stall: string): void {
   config.port.postMessage({ kind: 'diagnosis', stall, lastStall: lastStallJson } satisfies S.ToOwner);
 }
 
+/** Whether fd 2's open file is in non-blocking mode (/proc/self/fdinfo/2 flags, O_NONBLOCK). */
+function stderrNonBlocking(): boolean {
+  const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync('/proc/self/fdinfo/2', 'latin1'));
+  return flags !== null && (parseInt(flags[1], 8) & fs.constants.O_NONBLOCK) !== 0;
+}
+
 /**
  * Never blocks this thread: a pipe is written through a non-blocking
- * descriptor of its own (fd 2 keeps its flags), a terminal or file directly;
- * a full pipe drops the text, and so does a socket (JavaScript has no
- * non-blocking send on fd 2).
+ * descriptor of its own (fd 2 keeps its flags), a socket only when it is in
+ * non-blocking mode already (Node sets it once process.stderr is used; the
+ * owner uses it at start), a terminal or file directly. A full pipe or socket
+ * drops the text.
  */
 function log(text: string): void {
   try {
@@ -96,11 +103,11 @@ function log(text: string): void {
       } finally {
         fs.closeSync(fd);
       }
-    } else if (!st.isSocket()) {
+    } else if (!st.isSocket() || stderrNonBlocking()) {
       fs.writeSync(2, text);
     }
   } catch {
-    // dropped: a full pipe, or no stderr
+    // dropped: a full pipe or socket, or no stderr
   }
 }
 
@@ -206,7 +213,9 @@ function tick(nowNs: bigint): void {
     return;
   }
   if (Atomics.load(i32, S.STALLED) === 1) endStall();
-  cpuSample = { ns: nowNs, cpuMs: D.threadCpuMs(config.ownerTid) };
+  // The CPU time the loop's thread has used by the first deadline after its
+  // last answer: where the next stall's share starts counting.
+  if (answered >= cpuSample.ns) cpuSample = { ns: nowNs, cpuMs: D.threadCpuMs(config.ownerTid) };
 
   // The loop answers; the health check (if any) may still veto the beat.
   if (veto !== null) {

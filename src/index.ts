@@ -65,5 +65,48 @@ export function initCeleryPulse(app: CeleryLikeApp, overrides: PulseOptions = {}
     // Passed on as written, so start() still sees its placeholders.
     fromConf.file = file[0] as string;
   }
-  return start({ ...fromConf, ...overrides });
+  const pulse = start({ ...fromConf, ...overrides });
+  trackCeleryTasks(app, pulse);
+  return pulse;
+}
+
+/** A celery-node message: protocol 2 carries the task in its headers, protocol 1 in its body. */
+interface CeleryMessage {
+  headers?: Record<string, unknown>;
+  decode?: () => unknown;
+}
+
+function taskLabel(message: CeleryMessage): string {
+  let name = message.headers?.task;
+  let id = message.headers?.id;
+  if (typeof name !== 'string' && typeof message.decode === 'function') {
+    const body = message.decode() as Record<string, unknown> | null;
+    name = body?.task;
+    id = body?.id;
+  }
+  return `task ${String(name)}[${String(id)}]`;
+}
+
+/**
+ * celery-node builds its message handler in start(): wrapped here, every task
+ * runs inside pulse.track('task <name>[<id>]'), so a stall lists it in `active`.
+ * An app without that hook (another Celery-style object) is left as it is.
+ */
+function trackCeleryTasks(app: CeleryLikeApp, pulse: Pulse): void {
+  const worker = app as { createTaskHandler?: unknown };
+  if (typeof worker.createTaskHandler !== 'function') return;
+  const create = worker.createTaskHandler as () => (message: unknown) => unknown;
+  worker.createTaskHandler = function createTrackedTaskHandler(this: unknown) {
+    const handle = create.call(this);
+    return (message: unknown) => {
+      if (message === null || typeof message !== 'object') return handle(message);
+      let label: string;
+      try {
+        label = taskLabel(message as CeleryMessage);
+      } catch {
+        return handle(message); // not a message the label can be read from: celery-node reports it
+      }
+      return pulse.track(label, () => handle(message));
+    };
+  };
 }

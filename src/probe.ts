@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { activeLine, frameLine, threadLine, type ActiveLabel, type StackFrame, type ThreadView } from './diagnosis';
 
 // The probe side of the file: how old it is and what its record says. Loaded by
 // the CLI, so it needs nothing but node:fs and node:os (never the addon).
@@ -37,6 +38,10 @@ export interface PulseRecord {
   interval?: number;
   maxStall?: number | string;
   strategy?: string;
+  stack?: StackFrame[] | null;
+  stackUnavailable?: string;
+  thread?: ThreadView;
+  active?: ActiveLabel[];
   [key: string]: unknown;
 }
 
@@ -138,6 +143,20 @@ function writer(record: PulseRecord): string {
   return writerGone(record) ? `${text}, no longer running` : text;
 }
 
+/** " in crunch (/app/tasks.js:42:7)" for a record whose stack names the innermost frame; "" otherwise. */
+function innermost(record: PulseRecord): string {
+  const top = Array.isArray(record.stack) ? record.stack[0] : undefined;
+  return top && typeof top === 'object' ? ` ${frameLine(top).replace(/^at /, 'in ')}` : '';
+}
+
+/** "; thread running, 99.6% CPU; active: job x" from a stall record's diagnosis; "" without one. */
+export function diagnosisText(record: { thread?: unknown; active?: unknown }): string {
+  let out = '';
+  if (record.thread !== null && typeof record.thread === 'object') out += `; thread ${threadLine(record.thread as ThreadView)}`;
+  if (Array.isArray(record.active)) out += `; active: ${activeLine(record.active as ActiveLabel[])}`;
+  return out;
+}
+
 function explain(
   ok: boolean,
   ageMs: number,
@@ -159,7 +178,7 @@ function explain(
         typeof record.loopSilentMs === 'number' ? `, event loop silent for ${seconds(record.loopSilentMs)}` : '';
       const when = written ? ` as of ${written}` : '';
       const tail = ok ? `; beats withheld, the file goes stale in ${seconds(maxAgeMs - ageMs)}` : '; beats withheld';
-      return ['stalled', `${since}${silent}${when}${tail}${paren}`];
+      return ['stalled', `${since}${silent}${innermost(record)}${when}${diagnosisText(record)}${tail}${paren}`];
     }
     case 'unhealthy': {
       // The message names the failing check and its error (native/heartbeat.cc).

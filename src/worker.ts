@@ -3,7 +3,7 @@
 // that called start(): it performs the first beat, answers the gate's ping,
 // reads status() from shared memory and stops the thread.
 import * as path from 'node:path';
-import { MessageChannel, receiveMessageOnPort, threadId, Worker, type MessagePort } from 'node:worker_threads';
+import { isMainThread, MessageChannel, receiveMessageOnPort, threadId, Worker, type MessagePort } from 'node:worker_threads';
 import { claim, type Slot } from './claims';
 import { currentTid, logMode, previousRun } from './diagnosis';
 import { pulseError } from './errors';
@@ -146,6 +146,10 @@ export class WorkerPulse implements Pulse {
       };
     });
 
+    // Node puts a socket stderr in non-blocking mode once process.stderr is
+    // used: the heartbeat thread then writes the stall block there without
+    // ever blocking (it drops the block on a blocking socket).
+    if (options.logStalls !== false && isMainThread) void process.stderr;
     const i64 = this.#i64;
     // The loop's answer: one atomic store of the monotonic time.
     this.#ping = setInterval(() => Atomics.store(i64, S.ANSWER_NS, process.hrtime.bigint()), pingIntervalMs(options.maxStall));

@@ -19,6 +19,11 @@ async function producer(t, url) {
   const connections = [0, 1].map(() => new IORedis(url, { maxRetriesPerRequest: null }));
   const queue = new Queue('reports', { connection: connections[0] });
   const events = new QueueEvents('reports', { connection: connections[1] });
+  let closed = false;
+  // On a failure too: a client left retrying would hold the test process open.
+  t.after(() => {
+    if (!closed) for (const c of connections) c.disconnect();
+  });
   await events.waitUntilReady();
   await queue.waitUntilReady();
   return {
@@ -30,6 +35,7 @@ async function producer(t, url) {
     events,
     /** Before Redis stops: BullMQ connections retry forever otherwise. */
     async close() {
+      closed = true;
       await events.close();
       await queue.close();
       // Connections handed in are the caller's to end.
@@ -45,7 +51,7 @@ async function startWorker(t, redis) {
   return { worker, file };
 }
 
-test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fails the probe until it ends', { skip: REDIS_SKIP }, async (t) => {
+test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fails the probe until it ends', { skip: REDIS_SKIP, timeout: 90_000 }, async (t) => {
   const redis = await startRedis();
   t.after(() => redis.stop());
   const { worker, file } = await startWorker(t, redis);
@@ -66,7 +72,11 @@ test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fa
   const staleAfter = await waitForProbe(file, MAX_AGE, 1, 12000);
   const during = readJson(file);
   assert.equal(during.state, 'stalled', JSON.stringify(during));
-  assert.match(check(['--file', file], MAX_AGE).stdout, /^stale: .*: stalled since .*event loop silent for/);
+  // The diagnosis names the job the worker is stuck in, and a busy thread.
+  assert.deepEqual(during.active.map((a) => a.label), [`job reports/crunch#${job.id}`]);
+  assert.equal(during.thread.state, 'running', JSON.stringify(during.thread));
+  assert.match(check(['--file', file], MAX_AGE).stdout, /^stale: .*: stalled since .*event loop silent for.*active: job reports\/crunch#/);
+  assert.match(worker.output().stderr, /celery-pulse-native: event loop stalled for .*\n.*\n {4}thread running.*; active: job reports\/crunch#/);
   assert.match(during.message, /loop silent for/);
   // Stale no sooner than maxStall + the probe's max age allow.
   assert.ok(staleAfter >= 2500, `stale ${staleAfter} ms after the job was queued`);
@@ -80,6 +90,8 @@ test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fa
   const record = readJson(file);
   assert.equal(record.state, 'running');
   assert.match(record.message, /answering again/);
+  assert.deepEqual(record.lastStall.active.map((a) => a.label), [`job reports/crunch#${job.id}`]);
+  assert.ok(record.lastStall.durationMs >= 6000, JSON.stringify(record.lastStall));
   t.diagnostic(`stale ${staleAfter} ms after the blocking job was queued; fresh ${freshAfter} ms after it finished`);
 
   const exit = await worker.stop();
@@ -88,7 +100,7 @@ test('BullMQ: jobs keep the file fresh; a job blocking the loop past maxStall fa
   await queue.close();
 });
 
-test('BullMQ: the health check withholds beats while Redis is down; beats resume when it is back', { skip: REDIS_SKIP }, async (t) => {
+test('BullMQ: the health check withholds beats while Redis is down; beats resume when it is back', { skip: REDIS_SKIP, timeout: 90_000 }, async (t) => {
   const redis = await startRedis();
   t.after(() => redis.stop());
   const { worker, file } = await startWorker(t, redis);

@@ -31,7 +31,7 @@ function sendFromPython(url, task, args, timeoutSec = 20) {
   });
 }
 
-test('celery-node worker: tasks from Python Celery; a blocking task fails the probe until it ends', { skip: REDIS_SKIP || CELERY_SKIP }, async (t) => {
+test('celery-node worker: tasks from Python Celery; a blocking task fails the probe until it ends', { skip: REDIS_SKIP || CELERY_SKIP, timeout: 90_000 }, async (t) => {
   const redis = await startRedis();
   t.after(() => redis.stop());
   const file = path.join(tmpDir(t), 'celery-health');
@@ -56,6 +56,9 @@ test('celery-node worker: tasks from Python Celery; a blocking task fails the pr
   const staleAfter = await waitForProbe(file, MAX_AGE, 1, 15000);
   const during = readJson(file);
   assert.equal(during.state, 'stalled', JSON.stringify(during));
+  // initCeleryPulse tracks every task: the stall names the one running.
+  assert.equal(during.active.length, 1, JSON.stringify(during.active));
+  assert.match(during.active[0].label, /^task tasks\.crunch\[[0-9a-f-]{36}\]$/);
   assert.ok(staleAfter >= 2500, `stale ${staleAfter} ms after the task was sent`);
 
   const done = await crunch;

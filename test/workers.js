@@ -14,7 +14,13 @@ const EXAMPLES = path.join(PKG, 'examples');
  * waitForLine(re), stop() }; the child is killed when the test ends.
  */
 function runExample(t, script, env = {}, args = []) {
-  const child = spawn(process.execPath, [path.join(EXAMPLES, script), ...args], {
+  return runScript(t, path.join(EXAMPLES, script), env, args);
+}
+
+/** runExample for any script file. */
+function runScript(t, file, env = {}, args = []) {
+  const script = path.basename(file);
+  const child = spawn(process.execPath, [file, ...args], {
     cwd: PKG,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -99,4 +105,4 @@ const CELERY_SKIP = fs.existsSync(SYSTEM_PYTHON) &&
   ? false
   : 'Python Celery is not installed (apt-get install python3-celery python3-redis; .ci/run installs them)';
 
-module.exports = { EXAMPLES, runExample, check, probe, waitForProbe, readJson, SYSTEM_PYTHON, CELERY_SKIP };
+module.exports = { EXAMPLES, runExample, runScript, check, probe, waitForProbe, readJson, SYSTEM_PYTHON, CELERY_SKIP };
