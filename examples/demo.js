@@ -78,6 +78,7 @@ const worker = spawn(process.execPath, ['--require', 'celery-pulse-native/regist
 let phase = 'starting';
 const results = new Map(Object.keys(PHASES).map((name) => [name, []]));
 let failedAt;
+let diagnosed = false;
 let stuckAt;
 let recoveredAt;
 let probing = false;
@@ -129,7 +130,22 @@ function probe() {
     out(`  ${seconds}  ${age}  ${label}  ${dim(shorten(verdict.reason))}`);
     // Counted in the phase it finished in, the one printed above it.
     if (results.has(phase)) results.get(phase).push({ exit, state: verdict.state });
-    if (exit !== 0 && phase === 'stuck' && failedAt === undefined) failedAt = Date.now();
+    if (exit !== 0 && phase === 'stuck' && failedAt === undefined) {
+      failedAt = Date.now();
+      explain();
+    }
+  });
+}
+
+// While the worker is still stuck: what its record says it is doing, as
+// `celery-pulse-native status` prints it.
+function explain() {
+  execFile(process.execPath, [CLI, 'status', '--file', file, '--max-age', String(MAX_AGE)], { env }, (error, stdout) => {
+    const rows = stdout.split('\n').filter((line) => /^(stack|thread|active) /.test(line) || /^ {6,}at /.test(line));
+    if (rows.length === 0) return;
+    out(cyan('         the file says where it is stuck (celery-pulse-native status):'));
+    for (const row of rows) out(cyan(`           ${row}`));
+    diagnosed = rows.some((row) => /^active .*job report #2/.test(row)) && rows.some((row) => /^thread +running/.test(row));
   });
 }
 
@@ -187,6 +203,7 @@ async function run() {
       if (samples.some((s) => s.exit === 1 && s.state === 'stalled')) {
         const after = ((failedAt - stuckAt) / 1000).toFixed(1);
         note = green(`unhealthy ${after} s into the stall (about maxStall + max-age): it would be restarted`);
+        if (!diagnosed) problems.push('the stall record did not name the running job and a busy thread');
       } else {
         note = red('never unhealthy: a stuck worker would be left running');
         problems.push('no probe failed while the worker was stuck');

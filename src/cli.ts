@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from './options';
-import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from './diagnosis';
+import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from './stall-text';
 import { probe, seconds, type ProbeResult, type PulseRecord } from './probe';
 import { isTemplated, templateToGlob } from './template';
 

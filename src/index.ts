@@ -8,6 +8,7 @@ export type { Pulse } from './pulse';
 export type { PulseStatus, PulseLastError } from './status';
 export type { PulseErrorCode, PulseError } from './errors';
 export type { HealthCheck, HealthCheckStatus } from './health';
+export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
 
 /**
  * Starts a heartbeat on the healthcheck file. Every option is optional;

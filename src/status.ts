@@ -3,7 +3,7 @@ import { threadId } from 'node:worker_threads';
 import type { ResolvedOptions } from './options';
 import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
-import type { LastStall, StallDiagnosis } from './diagnosis';
+import type { LastStall, StallDiagnosis } from './stall-text';
 import type { FileOpName } from './native';
 
 export interface PulseLastError {

@@ -255,6 +255,6 @@ test('the command loads neither the addon nor the library index', (t) => {
   assert.equal(result.status, 1, result.stderr);
   const seen = JSON.parse(result.stderr);
   const ours = seen.modules.map((m) => path.relative(PKG, m)).sort();
-  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli.js', 'dist/errors.js', 'dist/options.js', 'dist/probe.js', 'dist/template.js']);
+  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli.js', 'dist/errors.js', 'dist/options.js', 'dist/probe.js', 'dist/stall-text.js', 'dist/template.js']);
   assert.deepEqual(seen.addons, []);
 });
