@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the per-ABI stack capture addon (native/stack/) for every supported
 # Node major on linux-x64 and linux-arm64, against each version's own headers,
-# into prebuilds/<platform>-<arch>/stack-abi<N>.node (N = that Node's
-# process.versions.modules).
+# into prebuilds/<platform>-<arch>/stack-abi<N>.glibc.node (N = that Node's
+# process.versions.modules). The libc tag is what keeps node-gyp-build, which
+# loads the core from the same folder and takes any .node file whose tags
+# match, from ever taking one of these for the core (on musl it would).
 #
 #   scripts/prebuild-stack.sh              all majors, both architectures
 #   scripts/prebuild-stack.sh --fetch-only only fetch the Node packages
@@ -60,7 +62,7 @@ for arch in "${ARCHES[@]}"; do
   for major in "${MAJORS[@]}"; do
     dir=$(node_package "node-linux-$arch" "$major")
     abi=$(abi_of "$dir")
-    out="prebuilds/linux-$arch/stack-abi$abi.node"
+    out="prebuilds/linux-$arch/stack-abi$abi.glibc.node"
     # node-gyp builds in <dir>/build, and the core's build/ must stay
     # untouched (node-gyp-build would load whatever .node it finds there), so
     # the build runs in a copy of the sources with the tree's layout.

@@ -4,8 +4,10 @@ import * as path from 'node:path';
 /**
  * Loader for the stack capture addon (native/stack/): the piece that reads
  * the JavaScript stack of a stuck thread. It uses V8's own API, so there is
- * one binary per Node ABI, prebuilds/<platform>-<arch>/stack-abi<N>.node,
- * beside the Node-API core. A Node with no binary for its ABI gets a reason
+ * one binary per Node ABI and libc,
+ * prebuilds/<platform>-<arch>/stack-abi<N>.<glibc|musl>.node, beside the
+ * Node-API core. (The libc tag also keeps node-gyp-build, which loads the core
+ * from the same folder, from ever taking one of these for the core.) A Node with no binary for its ABI gets a reason
  * instead of an error: a stall is then reported without a stack.
  */
 
@@ -40,6 +42,12 @@ function builtAbi(file: string): string | undefined {
   }
 }
 
+/** The C library, decided as node-gyp-build decides it for the core. */
+function libc(): 'glibc' | 'musl' {
+  if (process.env.LIBC === 'musl' || process.env.LIBC === 'glibc') return process.env.LIBC;
+  return process.platform === 'linux' && fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+}
+
 /** Where the binary for this Node is, or why there is none. */
 function locate(): { file: string } | { unavailable: string } {
   const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string };
@@ -51,9 +59,11 @@ function locate(): { file: string } | { unavailable: string } {
     if (builtAbi(local) === abi) return { file: local };
   }
   const target = `${process.platform}-${process.arch}`;
-  const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', target, `stack-abi${abi}.node`);
+  const lib = libc();
+  const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', target, `stack-abi${abi}.${lib}.node`);
   if (fs.existsSync(prebuild)) return { file: prebuild };
-  return { unavailable: `no stack support built for Node ${process.version} (ABI ${abi}) on ${target}` };
+  const on = lib === 'musl' ? `${target} (musl)` : target;
+  return { unavailable: `no stack support built for Node ${process.version} (ABI ${abi}) on ${on}` };
 }
 
 let loaded: StackLoad | undefined;

@@ -15,12 +15,12 @@ const EXPECTED = ['linux-arm64/celery-pulse-native.glibc.node', 'linux-x64/celer
 // The newest symbol version each library may require.
 const FLOORS = { GLIBC: '2.28', GLIBCXX: '3.4.25', CXXABI: '1.3.11' };
 
-// The per-ABI stack capture binaries (stack-abi<N>.node) beside the core are
+// The per-ABI stack capture binaries (stack-abi<N>.glibc.node) beside the core are
 // checked by test/stack.test.js.
 function committed() {
   return fs.readdirSync(PREBUILDS).sort().flatMap((dir) =>
     fs.readdirSync(path.join(PREBUILDS, dir)).sort()
-      .filter((name) => !/^stack-abi\d+\.node$/.test(name))
+      .filter((name) => !/^stack-abi\d+\.(glibc|musl)\.node$/.test(name))
       .map((name) => `${dir}/${name}`));
 }
 

@@ -21,7 +21,7 @@ const SLOW = process.env.PULSE_MATRIX_LAUNCHER ? 5 : 1;
 const skip = process.env.PULSE_TEST_STRATEGY === 'worker' ? 'does not depend on the strategy: runs in the native pass' : false;
 const ABIS = { 20: 115, 22: 127, 24: 137, 26: 147 };
 const EXPECTED = ['linux-arm64', 'linux-x64'].flatMap((dir) =>
-  Object.values(ABIS).map((abi) => `${dir}/stack-abi${abi}.node`));
+  Object.values(ABIS).map((abi) => `${dir}/stack-abi${abi}.glibc.node`));
 
 /** Runs a fixture in a child with a hard timeout; resolves {status, signal, stdout, stderr, json}. */
 function runFixture(name, args = [], timeoutMs = 30000) {
@@ -178,7 +178,7 @@ describe('stack prebuilds', { skip }, () => {
       const digests = [...text.matchAll(/(?<=\0)[0-9a-f]{32}(?=\0)/g)].map((m) => m[0]);
       const want = stackSourceDigest(ROOT);
       assert.deepEqual(digests, [want], `${rel} was built from other sources: run scripts/prebuild-stack.sh`);
-      const abi = /stack-abi(\d+)\.node$/.exec(rel)[1];
+      const abi = /stack-abi(\d+)\.glibc\.node$/.exec(rel)[1];
       assert.match(text, new RegExp(`node_register_module_v${abi}\\0`), `${rel} is not built for ABI ${abi}`);
       const objdump = spawnSync('objdump', ['-T', file], { encoding: 'utf8' });
       if (objdump.error) return t.skip('objdump is not installed (binutils)');
@@ -192,9 +192,21 @@ describe('stack prebuilds', { skip }, () => {
     });
   }
 
+  test('node-gyp-build, which loads the core from the same folders, never takes a stack binary', () => {
+    for (const LIBC of ['glibc', 'musl']) {
+      const result = spawnSync(process.execPath, ['-e', `
+        try { console.log(require('node-gyp-build').resolve(${JSON.stringify(ROOT)})); }
+        catch (error) { console.log('none: ' + error.message.split('\\n')[0]); }
+      `], { env: { ...process.env, LIBC, PREBUILDS_ONLY: '1' }, encoding: 'utf8', timeout: 30000 * SLOW });
+      assert.equal(result.status, 0, result.stderr);
+      assert.doesNotMatch(result.stdout, /stack-abi/, `with LIBC=${LIBC}`);
+      if (LIBC === 'glibc') assert.match(result.stdout, /celery-pulse-native\.glibc\.node$/m);
+    }
+  });
+
   test('the binary for this Node loads and reports the current sources', (t) => {
     const target = `${process.platform}-${process.arch}`;
-    const file = path.join(ROOT, 'prebuilds', target, `stack-abi${process.versions.modules}.node`);
+    const file = path.join(ROOT, 'prebuilds', target, `stack-abi${process.versions.modules}.glibc.node`);
     if (!fs.existsSync(file)) return t.skip(`no stack prebuild for ${target} ABI ${process.versions.modules}`);
     const binding = require(file);
     assert.equal(binding.sourceDigest, stackSourceDigest(ROOT));
@@ -204,7 +216,7 @@ describe('stack prebuilds', { skip }, () => {
   });
 
   test('the test exports refuse bad arguments with a coded error naming the argument and value', () => {
-    const file = path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, `stack-abi${process.versions.modules}.node`);
+    const file = path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, `stack-abi${process.versions.modules}.glibc.node`);
     if (!fs.existsSync(file)) return;
     const binding = require(file);
     assert.throws(() => binding._captureLater(1, 2n, 0, 0, 1, 0, false),
@@ -250,8 +262,8 @@ describe('stack loader (dist/stack.js)', { skip }, () => {
 
   const target = `${process.platform}-${process.arch}`;
   const abi = process.versions.modules;
-  const own = path.join(ROOT, 'prebuilds', target, `stack-abi${abi}.node`);
-  const other = path.join(ROOT, 'prebuilds', target, `stack-abi${abi === '115' ? '147' : '115'}.node`);
+  const own = path.join(ROOT, 'prebuilds', target, `stack-abi${abi}.glibc.node`);
+  const other = path.join(ROOT, 'prebuilds', target, `stack-abi${abi === '115' ? '147' : '115'}.glibc.node`);
   const ready = fs.existsSync(own) && fs.existsSync(other) ? false : `no stack prebuilds for ${target}`;
 
   test('loads the prebuild for this Node once per environment; attach() gives two BigInts', { skip: ready }, () => {
@@ -274,8 +286,15 @@ describe('stack loader (dist/stack.js)', { skip }, () => {
     });
   });
 
+  test('musl (LIBC=musl, as on Alpine): the glibc binaries are not taken', () => {
+    assert.deepEqual(load(ROOT, { env: { LIBC: 'musl' } }), {
+      same: true,
+      unavailable: `no stack support built for Node ${process.version} (ABI ${abi}) on ${target} (musl)`,
+    });
+  });
+
   test('a binary that fails to load: unavailable with the error text, never a throw', (t) => {
-    const root = fakeRoot(t, { [`prebuilds/${target}/stack-abi${abi}.node`]: Buffer.from('not an ELF file') });
+    const root = fakeRoot(t, { [`prebuilds/${target}/stack-abi${abi}.glibc.node`]: Buffer.from('not an ELF file') });
     const out = load(root);
     assert.match(out.unavailable, /^the stack addon could not be loaded: .*(invalid ELF header|file too short)/);
   });
@@ -283,10 +302,10 @@ describe('stack loader (dist/stack.js)', { skip }, () => {
   test('a local build of this ABI comes first; PREBUILDS_ONLY=1 and a build for another ABI are skipped', { skip: ready }, (t) => {
     const root = fakeRoot(t, {
       'build/Release/pulse_stack.node': own,
-      [`prebuilds/${target}/stack-abi${abi}.node`]: own,
+      [`prebuilds/${target}/stack-abi${abi}.glibc.node`]: own,
     });
     const local = path.join(root, 'build', 'Release', 'pulse_stack.node');
-    const prebuild = path.join(root, 'prebuilds', target, `stack-abi${abi}.node`);
+    const prebuild = path.join(root, 'prebuilds', target, `stack-abi${abi}.glibc.node`);
     assert.equal(load(root).file, local);
     assert.equal(load(root, { env: { PREBUILDS_ONLY: '1' } }).file, prebuild);
     fs.copyFileSync(other, local);
