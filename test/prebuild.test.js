@@ -15,9 +15,13 @@ const EXPECTED = ['linux-arm64/celery-pulse-native.glibc.node', 'linux-x64/celer
 // The newest symbol version each library may require.
 const FLOORS = { GLIBC: '2.28', GLIBCXX: '3.4.25', CXXABI: '1.3.11' };
 
+// The per-ABI stack capture binaries (stack-abi<N>.glibc.node) beside the core are
+// checked by test/stack.test.js.
 function committed() {
   return fs.readdirSync(PREBUILDS).sort().flatMap((dir) =>
-    fs.readdirSync(path.join(PREBUILDS, dir)).sort().map((name) => `${dir}/${name}`));
+    fs.readdirSync(path.join(PREBUILDS, dir)).sort()
+      .filter((name) => !/^stack-abi\d+\.(glibc|musl)\.node$/.test(name))
+      .map((name) => `${dir}/${name}`));
 }
 
 /** Versions as number arrays, so 2.3.3 < 2.28. */
