@@ -31,7 +31,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
   }
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
-  //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable)
+  //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable,
+  //                 stackApi?, stackCtx?)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -48,6 +49,22 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     config.syscalls = pulse::ParseSyscallTable(info[6].As<Napi::String>().Utf8Value(),
                                                info[7].As<Napi::String>().Utf8Value());
     config.stack_unavailable = info[8].As<Napi::String>().Utf8Value();
+    // [api, ctx] from the stack piece's attach(), as BigInt addresses; the
+    // heartbeat owns the context from here on (it releases it once).
+    if (info.Length() > 10 && info[9].IsBigInt() && info[10].IsBigInt()) {
+      bool lossless = true;
+      auto* api = reinterpret_cast<const pulse_stack_api*>(
+          static_cast<uintptr_t>(info[9].As<Napi::BigInt>().Uint64Value(&lossless)));
+      void* ctx = reinterpret_cast<void*>(
+          static_cast<uintptr_t>(info[10].As<Napi::BigInt>().Uint64Value(&lossless)));
+      if (api != nullptr && api->version == PULSE_STACK_API_VERSION) {
+        config.stack_api = api;
+        config.stack_ctx = ctx;
+      } else if (api != nullptr) {
+        api->release(ctx);  // a piece from another release: not used
+        config.stack_unavailable = "the stack support binary does not match this release";
+      }
+    }
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 

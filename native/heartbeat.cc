@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <vector>
 
 #include "json.h"
 
@@ -31,6 +32,11 @@ constexpr int64_t kRediagnoseNs = 5 * kNsPerSec;
 constexpr size_t kMaxActive = 16;
 // A log block larger than this would not be written to a pipe atomically.
 constexpr size_t kMaxLogBytes = 4096;
+// Frames of the stack shown in the log block, and kept in lastStall.
+constexpr int kLogFrames = 10;
+constexpr int kTopFrames = 5;
+// The longest wait for the stuck thread's stack (and at most interval / 2).
+constexpr int64_t kStackWaitMs = 200;
 
 // Guards *claimed_files. Plain POD so nothing runs at process exit.
 pthread_mutex_t claimed_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -119,6 +125,7 @@ Heartbeat::Heartbeat(Config config)
 
 Heartbeat::~Heartbeat() {
   Stop(false);
+  ReleaseStack();
   pthread_cond_destroy(&wake_);
   pthread_mutex_destroy(&mutex_);
   pthread_mutex_destroy(&veto_mutex_);
@@ -234,6 +241,14 @@ void Heartbeat::Stop(bool remove) {
     }
   }
   ReleaseFile(key_);
+  ReleaseStack();
+}
+
+void Heartbeat::ReleaseStack() {
+  // After the join, or before the thread ever started: no capture can run.
+  if (stack_released_ || config_.stack_api == nullptr) return;
+  stack_released_ = true;
+  config_.stack_api->release(config_.stack_ctx);
 }
 
 Snapshot Heartbeat::Read() const {
@@ -395,6 +410,58 @@ void Heartbeat::Log(const std::string& text) const {
   }
 }
 
+void Heartbeat::CaptureStack(int64_t wall) {
+  diag_stack_json_ = "null";
+  diag_stack_top_json_ = "null";
+  diag_stack_lines_.clear();
+  diag_stack_at_.clear();
+  if (config_.stack_api == nullptr) {
+    diag_stack_reason_ = config_.stack_unavailable;
+    return;
+  }
+  int64_t wait_ms = config_.interval_ns / kNsPerMs / 2;
+  if (wait_ms > kStackWaitMs) wait_ms = kStackWaitMs;
+  if (wait_ms < 1) wait_ms = 1;
+  // Heap, not the thread's small stack: 32 frames of 1.3 KB each.
+  std::vector<pulse_stack_frame> frames(PULSE_STACK_MAX_FRAMES);
+  int32_t count = 0;
+  int64_t interrupt_ns = 0;
+  const int64_t asked = MonotonicNs();
+  const int code = config_.stack_api->capture(config_.stack_ctx, frames.data(), PULSE_STACK_MAX_FRAMES,
+                                              static_cast<int32_t>(wait_ms), &count, &interrupt_ns);
+  if (code == PULSE_STACK_TIMEOUT) {
+    diag_stack_reason_ = "the thread is outside JavaScript (in a system call or native code, which V8 "
+                         "cannot interrupt): no stack within " + std::to_string(wait_ms) + " ms";
+    return;
+  }
+  if (code != PULSE_STACK_OK) {
+    diag_stack_reason_ = "the thread's environment is shutting down";
+    return;
+  }
+  if (last_answer_mono_ns_.load() >= asked) {
+    // The loop answered meanwhile: these frames may be from after the stall.
+    diag_stack_reason_ = "the event loop answered while its stack was being read";
+    return;
+  }
+  diag_stack_reason_.clear();
+  diag_stack_at_ = Iso(wall);
+  std::string json = "[";
+  for (int32_t i = 0; i < count; i++) {
+    const pulse_stack_frame& f = frames[i];
+    const std::string name = f.function[0] ? f.function : "<anonymous>";
+    const std::string where = std::string(f.file[0] ? f.file : "<unknown>") + ":" +
+                              std::to_string(f.line) + ":" + std::to_string(f.column);
+    if (i > 0) json += ",";
+    json += "{\"function\":\"" + JsonEscape(name) + "\",\"file\":\"" + JsonEscape(f.file) +
+            "\",\"line\":" + std::to_string(f.line) + ",\"column\":" + std::to_string(f.column) + "}";
+    if (i + 1 == kTopFrames || (i + 1 == count && count < kTopFrames)) diag_stack_top_json_ = json + "]";
+    if (i < kLogFrames) diag_stack_lines_ += "    at " + name + " (" + where + ")\n";
+  }
+  if (count > kLogFrames) diag_stack_lines_ += "    ... " + std::to_string(count - kLogFrames) + " more\n";
+  diag_stack_json_ = json + "]";
+  if (count == 0) diag_stack_top_json_ = "[]";
+}
+
 void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
   if (first) {
     stall_cpu_mono_ns_ = cpu_sample_mono_ns_;
@@ -411,9 +478,11 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
   if (view.syscall.empty() && !view.wchan.empty()) diag_thread_line_ += ", wchan " + view.wchan;
   std::string active_line;
   diag_active_json_ = ActiveJson(&active_line);
-  diag_fields_ = "\"stack\":null,\"stackAt\":null,\"stackUnavailable\":\"" +
-                 JsonEscape(config_.stack_unavailable) + "\",\"thread\":" + diag_thread_json_ +
-                 ",\"active\":" + diag_active_json_;
+  CaptureStack(WallNs());
+  diag_fields_ = "\"stack\":" + diag_stack_json_ + ",\"stackAt\":" + JsonStringOrNull(diag_stack_at_) +
+                 (diag_stack_reason_.empty() ? std::string()
+                                             : ",\"stackUnavailable\":\"" + JsonEscape(diag_stack_reason_) + "\"") +
+                 ",\"thread\":" + diag_thread_json_ + ",\"active\":" + diag_active_json_;
   std::string stall = "{\"since\":\"" + Iso(stalled_since_wall_ns_) + "\"," + diag_fields_ + "}";
   pthread_mutex_lock(&diag_mutex_);
   stall_json_.swap(stall);
@@ -429,7 +498,8 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
   } else {
     block = "celery-pulse-native: event loop stalled for " + Seconds(silent) + " (pid " +
             std::to_string(getpid()) + ", " + config_.path + "); beats withheld\n" +
-            "    (no JavaScript stack: " + config_.stack_unavailable + ")\n" +
+            (diag_stack_reason_.empty() ? diag_stack_lines_
+                                        : "    (no JavaScript stack: " + diag_stack_reason_ + ")\n") +
             "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
   }
   Log(block);
@@ -440,7 +510,7 @@ void Heartbeat::EndStall() {
   const int64_t duration = answered - stall_start_mono_ns_;
   std::string last = "{\"since\":\"" + Iso(stalled_since_wall_ns_) +
                      "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) +
-                     ",\"stack\":null,\"thread\":" + diag_thread_json_ +
+                     ",\"stack\":" + diag_stack_top_json_ + ",\"thread\":" + diag_thread_json_ +
                      ",\"active\":" + diag_active_json_ + "}";
   std::string none;
   pthread_mutex_lock(&diag_mutex_);

@@ -14,6 +14,7 @@
 
 #include "diagnose.h"
 #include "pulse_file.h"
+#include "stack/stack_api.h"
 
 namespace pulse {
 
@@ -24,7 +25,11 @@ struct Config {
   std::string static_fields;  // JSON members appended to every record
   int log_stalls = 1;         // 0: off, 1: a text block on stderr, 2: one JSON line
   SyscallTable syscalls;      // names for the stall diagnosis
-  // Why records carry no JavaScript stack (until a capture is set up).
+  // The stack capture piece (native/stack) and this pulse's context in it,
+  // or null: then records carry no stack, and stack_unavailable says why.
+  // The heartbeat releases the context once its thread has ended.
+  const pulse_stack_api* stack_api = nullptr;
+  void* stack_ctx = nullptr;
   std::string stack_unavailable = "stack capture is not available";
 };
 
@@ -94,6 +99,10 @@ class Heartbeat {
   // The loop answered after a stall: lastStall and the recovery line.
   void EndStall();
   std::string ActiveJson(std::string* line) const;
+  // Asks the stuck thread for its JavaScript stack (bounded wait): sets
+  // diag_stack_json_ ("[...]" or "null"), diag_stack_lines_ and the reason.
+  void CaptureStack(int64_t wall_ns);
+  void ReleaseStack();
   void Log(const std::string& text) const;
 
   const Config config_;
@@ -155,6 +164,12 @@ class Heartbeat {
   std::string diag_thread_line_;
   std::string diag_thread_json_;
   std::string diag_active_json_;
+  std::string diag_stack_json_;       // "[{...}, ...]" or "null"
+  std::string diag_stack_top_json_;   // the top frames, for lastStall
+  std::string diag_stack_lines_;      // "    at fn (file:l:c)\n" ...
+  std::string diag_stack_at_;         // ISO time of the capture, or empty
+  std::string diag_stack_reason_;     // why there is no stack, or empty
+  bool stack_released_ = false;       // JS thread (after the join)
 
   // Guards stall_json_ and last_stall_json_: the heartbeat thread writes them
   // (and reads last_stall_json_ without it, being its only writer); Read by

@@ -7,7 +7,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 function sourceDigest(root = path.join(__dirname, '..')) {
-  const files = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native'))
+  // The core includes the stack piece's C interface too.
+  const files = ['binding.gyp', 'native/stack/stack_api.h', ...fs.readdirSync(path.join(root, 'native'))
     .filter((name) => /\.(cc|h)$/.test(name))
     .sort()
     .map((name) => `native/${name}`)];

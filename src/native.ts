@@ -43,6 +43,8 @@ export interface NativeBinding {
     syscallNames: string,
     fdFirstSyscalls: string,
     stackUnavailable: string,
+    stackApi?: bigint,
+    stackCtx?: bigint,
   ) => NativeHandle;
   sourceDigest: string;
 }

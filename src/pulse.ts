@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { checkLabel, logMode, previousField, previousRun, syscallTable, type PreviousRun } from './diagnosis';
 import { pulseError, show } from './errors';
+import { loadStack } from './stack';
 import { HealthCheckRunner } from './health';
 import { FILE_OPS, type NativeBinding, type NativeHandle } from './native';
 import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from './options';
@@ -86,6 +87,10 @@ export class NativePulse implements Pulse {
     this.#options = options;
     this.file = options.file;
     const syscalls = syscallTable();
+    // The stack capture piece for this Node's ABI, when there is one; the
+    // handle owns the context it attaches (released when its thread ends).
+    const stack = loadStack();
+    const [stackApi, stackCtx] = 'attach' in stack ? stack.attach() : [undefined, undefined];
     this.#handle = new binding.PulseHandle(
       options.file,
       options.interval,
@@ -95,7 +100,9 @@ export class NativePulse implements Pulse {
       logMode(options.logStalls),
       syscalls.names,
       syscalls.fdFirst,
-      'stack capture is not built into this release',
+      'unavailable' in stack ? stack.unavailable : '',
+      stackApi,
+      stackCtx,
     );
     const failure = this.#handle.start();
     if (failure !== null) {
