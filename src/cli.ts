@@ -210,10 +210,51 @@ function statusText(r: ProbeResult, now: number): string {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** A stack as Node prints one, a frame a line; the reason when there is none. */
+/** A stack as Node prints one, a frame a line, with source-mapped positions; the reason when there is none. */
 function stackLines(stack: unknown, unavailable: unknown): string[] {
-  if (Array.isArray(stack) && stack.length > 0) return (stack as StackFrame[]).map(frameLine);
+  if (Array.isArray(stack) && stack.length > 0) return (stack as StackFrame[]).map((f) => frameLine(f) + mappedPosition(f));
   return [`none: ${typeof unavailable === 'string' ? unavailable : 'not captured'}`];
+}
+
+type SourceMapLike = { findEntry(line: number, column: number): { originalSource?: string; originalLine?: number; originalColumn?: number } };
+const sourceMaps = new Map<string, { map: SourceMapLike; dir: string } | null>();
+
+/** The source map a generated file names (a local .map file or an inline one); null when none. */
+function sourceMapOf(file: string): { map: SourceMapLike; dir: string } | null {
+  if (sourceMaps.has(file)) return sourceMaps.get(file) ?? null;
+  let found: { map: SourceMapLike; dir: string } | null = null;
+  try {
+    const code = fs.readFileSync(file, 'utf8');
+    const url = /\/\/[#@] sourceMappingURL=(\S+)\s*$/.exec(code)?.[1];
+    if (url) {
+      const inline = /^data:application\/json(?:;charset=[\w-]+)?;base64,(.*)$/.exec(url);
+      const mapFile = inline ? file : path.resolve(path.dirname(file), decodeURIComponent(url));
+      const payload = JSON.parse(inline ? Buffer.from(inline[1], 'base64').toString('utf8') : fs.readFileSync(mapFile, 'utf8'));
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { SourceMap } = require('node:module') as { SourceMap: new (payload: unknown) => SourceMapLike };
+      const root = typeof payload.sourceRoot === 'string' ? payload.sourceRoot : '';
+      found = { map: new SourceMap(payload), dir: path.resolve(path.dirname(mapFile), root) };
+    }
+  } catch {
+    found = null; // no readable file or map: the generated position stands alone
+  }
+  sourceMaps.set(file, found);
+  return found;
+}
+
+/** " [src/tasks.ts:40:5]": where a frame's local source map puts it; "" when there is none. */
+function mappedPosition(frame: StackFrame): string {
+  if (typeof frame.file !== 'string' || !path.isAbsolute(frame.file) || !(frame.line > 0)) return '';
+  const found = sourceMapOf(frame.file);
+  if (!found) return '';
+  const entry = found.map.findEntry(frame.line - 1, Math.max(0, frame.column - 1));
+  if (typeof entry.originalSource !== 'string' || typeof entry.originalLine !== 'number') return '';
+  const source = entry.originalSource.startsWith('file://')
+    ? new URL(entry.originalSource).pathname
+    : path.resolve(found.dir, entry.originalSource);
+  const shown = path.relative(process.cwd(), source);
+  const where = shown.startsWith('..') ? source : shown;
+  return ` [${where}:${entry.originalLine + 1}:${(entry.originalColumn ?? 0) + 1}]`;
 }
 
 /** The stall diagnosis of a record, its lastStall and its previous run, as status rows. */

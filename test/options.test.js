@@ -116,7 +116,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
   });
 });
 
-test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check', () => {
+test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged', () => {
   const { resolveOptions } = require('../dist/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
@@ -126,6 +126,7 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     removeOnStop: false,
     healthCheck: undefined,
     healthCheckTimeout: 5,
+    logStalls: true,
   });
 });
 
