@@ -21,6 +21,7 @@ const { lifecycle } = require('./measures/lifecycle');
 const { syscalls } = require('./measures/syscalls');
 const { loop } = require('./measures/loop');
 const { cli } = require('./measures/cli');
+const { diagnosis } = require('./measures/diagnosis');
 
 const MEASURES = [
   ['1', punctuality],
@@ -30,6 +31,7 @@ const MEASURES = [
   ['5', loop],
   ['6', cli],
   ['7', scale],
+  ['8', diagnosis],
 ];
 
 function parseArgs(argv) {

@@ -74,7 +74,7 @@ async function memory(ctx) {
       },
       {
         id: '2',
-        measure: '… of which anonymous (private memory: thread stack, heap, addon data)',
+        measure: '… of which anonymous (private memory: thread stack, heap, addon data, the stack support loaded)',
         cells: cells('anon'),
         target: '≤ 300 KB',
         verdict: verdict(med.native?.anon, { op: '<=', limit: TARGET }),
