@@ -70,9 +70,29 @@ function writeWithheld(state: 'stalled' | 'unhealthy', message: string, extraFie
   report(result, wall);
 }
 
-function tick(nowNs: bigint): void {
+const ownerSpan = S.ownerSpanNs(config.ownerWaiters, config.intervalNs);
+
+/**
+ * False once the owner is gone: terminated, its runtime dropped its waiters
+ * on OWNER, though it answered recently enough that some must be left.
+ */
+function ownerLives(silentNs: bigint): boolean {
+  if (config.ownerWaiters === 0) return true;
+  const woken = Atomics.notify(i32, S.OWNER, 1);
+  if (woken > 0) {
+    Atomics.add(i32, S.OWNER_WOKEN, woken);
+    return true;
+  }
+  return silentNs > ownerSpan;
+}
+
+/** One deadline; false when the owner is gone and the thread must end. */
+function tick(nowNs: bigint): boolean {
   const wall = Date.now();
   const silentNs = nowNs - Atomics.load(i64, S.ANSWER_NS);
+  // A terminated owner: no beat, and the record keeps its last state, as
+  // when the runtime ends this thread with its owner.
+  if (!ownerLives(silentNs)) return false;
   const answering = config.maxStallNs < 0n || silentNs <= config.maxStallNs;
 
   // Look before every write: a directory, FIFO, socket, device or symlink
@@ -91,7 +111,7 @@ function tick(nowNs: bigint): void {
     // Say why, keeping the mtime at the last good beat: nothing fresh.
     const message = `stalled since ${iso(stalledSinceMs)}, loop silent for ${seconds(Number(silentNs) / 1e6)}; beats withheld`;
     writeWithheld('stalled', message, '', wall, inspected);
-    return;
+    return true;
   }
   Atomics.store(i32, S.STALLED, 0);
 
@@ -100,7 +120,7 @@ function tick(nowNs: bigint): void {
   if (vetoed !== null) {
     Atomics.add(i64, S.VETOED, 1n);
     writeWithheld('unhealthy', vetoed.message, vetoed.fields, wall, inspected);
-    return;
+    return true;
   }
 
   let result: FileResult = inspected;
@@ -132,6 +152,7 @@ function tick(nowNs: bigint): void {
     Atomics.add(i64, S.BEATS, 1n);
     Atomics.store(i64, S.LAST_BEAT_MS, BigInt(wall));
   }
+  return true;
 }
 
 function run(): void {
@@ -150,10 +171,10 @@ function run(): void {
       slot.setPhase(Phase.working);
     }
     if (Atomics.compareExchange(i32, S.RUN, idle, busy) !== idle) return;
-    tick(t);
+    const owned = tick(t);
     const after = Atomics.compareExchange(i32, S.RUN, busy, idle);
     Atomics.notify(i32, S.RUN); // stop() may be waiting for this beat to end
-    if (after !== busy) return;
+    if (after !== busy || !owned) return;
     // Deadlines missed while the process was frozen (SIGSTOP) are skipped,
     // not replayed in a burst.
     const next = (t - config.startNs) / interval + 1n;
