@@ -64,8 +64,12 @@ standin() {
   local src=test/runtimes/musl/libstdcxx-standin.c dir="$CACHE/stdcxx-$1"
   if [ ! -f "$dir/libstdc++.so.6" ] || [ "$src" -nt "$dir/libstdc++.so.6" ]; then
     mkdir -p "$dir"
-    "$ZIG" cc -target "$1" -mcpu=baseline -shared -fPIC -O2 -Wall -Wextra -Werror \
-      -Wl,-soname,libstdc++.so.6 "$src" -o "$dir/libstdc++.so.6.tmp"
+    # zig's first build of its own musl start files is noisy: the log is shown on failure.
+    if ! "$ZIG" cc -target "$1" -mcpu=baseline -shared -fPIC -O2 -Wall -Wextra -Werror \
+      -Wl,-soname,libstdc++.so.6 "$src" -o "$dir/libstdc++.so.6.tmp" >"$dir/build.log" 2>&1; then
+      cat "$dir/build.log" >&2
+      exit 1
+    fi
     mv "$dir/libstdc++.so.6.tmp" "$dir/libstdc++.so.6"
   fi
   echo "$dir"
