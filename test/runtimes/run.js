@@ -44,6 +44,7 @@ const RUNTIMES = {
     strategies: ['native', 'worker'],
     cli: (args) => [need('PULSE_RT_BUN'), BIN, ...args],
     preload: (register, app) => [need('PULSE_RT_BUN'), '--preload', register, app],
+    bun: true,
   }),
   deno: () => ({
     script: (file, flags = []) => [need('PULSE_RT_DENO'), 'run', ...DENO_PERMISSIONS, ...flags, file],
@@ -246,9 +247,10 @@ owner.once('message', async () => {
   assert.equal(out.later, out.state, 'the record changed after the owner was terminated');
 }, { when: (rt) => !rt.musl });
 
-scenario('the register preload starts a pulse from the env vars', (rt, strategy, dir) => {
-  // Installed as npm would: a copy in the app's node_modules (Deno treats a
-  // package outside node_modules, as a symlink resolves, as its own code).
+/** An app folder with the package installed as npm would, and its main.cjs reporting the record. */
+function preloadApp(dir) {
+  // A copy in the app's node_modules (Deno treats a package outside
+  // node_modules, as a symlink resolves, as its own code).
   const app = path.join(dir, 'app');
   const installed = path.join(app, 'node_modules', 'celery-pulse-native');
   for (const entry of ['package.json', 'dist', 'prebuilds']) {
@@ -263,8 +265,12 @@ setTimeout(() => {
   console.log('RESULT ' + JSON.stringify({ rec, pid: process.pid, marker: process.env.CELERY_PULSE_REGISTERED }));
 }, 600);
 `);
-  const register = rt.deno ? path.join('node_modules', 'celery-pulse-native', 'dist', 'register.js') : 'celery-pulse-native/register';
-  const result = run(rt.preload(register, 'main.cjs'), {
+  return { app, file };
+}
+
+/** Runs the app with a preload and checks that it pulsed from the env vars and stopped at exit. */
+function checkPreload(rt, strategy, app, file, argv) {
+  const result = run(argv, {
     env: { ...rt.env, CELERY_PULSE_HEALTHCHECK_FILE: file, CELERY_PULSE_HEARTBEAT_INTERVAL: '0.1', CELERY_PULSE_STRATEGY: strategy },
     timeout: rt.timeout,
     cwd: app,
@@ -278,7 +284,19 @@ setTimeout(() => {
   assert.equal(out.rec.strategy, strategy);
   assert.equal(out.marker, `${out.pid}:${file}`);
   assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).state, 'stopped', 'not stopped at exit');
+}
+
+scenario('the register preload starts a pulse from the env vars', (rt, strategy, dir) => {
+  const { app, file } = preloadApp(dir);
+  const register = rt.deno ? path.join('node_modules', 'celery-pulse-native', 'dist', 'register.js') : 'celery-pulse-native/register';
+  checkPreload(rt, strategy, app, file, rt.preload(register, 'main.cjs'));
 }, { when: (rt) => Boolean(rt.preload) });
+
+scenario('the register preload from bunfig.toml', (rt, strategy, dir) => {
+  const { app, file } = preloadApp(dir);
+  fs.writeFileSync(path.join(app, 'bunfig.toml'), 'preload = ["celery-pulse-native/register"]\n');
+  checkPreload(rt, strategy, app, file, [need('PULSE_RT_BUN'), 'main.cjs']);
+}, { when: (rt) => Boolean(rt.bun) });
 
 scenario('the CLI: fresh exits 0, stale exits 1, a usage error 2', (rt, _strategy, dir) => {
   const file = path.join(dir, 'hc');

@@ -91,10 +91,33 @@ musl_arm64_root() {
   echo "$dir"
 }
 
+arch_name() { if [ "$(uname -m)" = x86_64 ]; then echo "$1"; else echo "$2"; fi; }
+
+# runtime_binary <name> <platform package binary>: the devDependency's binary.
+# Its postinstall links it into node_modules/.bin; where install scripts did
+# not run, the binary is still in the platform package.
+runtime_binary() {
+  local bin
+  for bin in "$ROOT/node_modules/.bin/$1" "$ROOT/$2"; do
+    if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
+      echo "$bin"
+      return
+    fi
+  done
+  echo "runtimes: no working $1 binary in node_modules: run npm ci" >&2
+  exit 2
+}
+
 for row in "${rows[@]}"; do
   case $row in
-    bun) export PULSE_RT_BUN="$ROOT/node_modules/.bin/bun"; "$PULSE_RT_BUN" --version >/dev/null ;;
-    deno) export PULSE_RT_DENO="$ROOT/node_modules/.bin/deno"; "$PULSE_RT_DENO" --version >/dev/null ;;
+    bun)
+      PULSE_RT_BUN=$(runtime_binary bun "node_modules/@oven/bun-linux-$(arch_name x64 aarch64)/bin/bun")
+      export PULSE_RT_BUN
+      ;;
+    deno)
+      PULSE_RT_DENO=$(runtime_binary deno "node_modules/@deno/linux-$(arch_name x64 arm64)-glibc/deno")
+      export PULSE_RT_DENO
+      ;;
     musl-x64)
       apt_install /lib/ld-musl-x86_64.so.1 musl
       PULSE_RT_BUN_MUSL_X64=$(bun_musl x64)
@@ -103,7 +126,6 @@ for row in "${rows[@]}"; do
       ;;
     musl-arm64)
       apt_install qemu-aarch64-static qemu-user-static
-      apt_install apt-cache apt
       PULSE_RT_BUN_MUSL_ARM64=$(bun_musl aarch64)
       PULSE_RT_MUSL_ARM64_LIBS=$(standin aarch64-linux-musl)
       PULSE_RT_MUSL_ARM64_ROOT=$(musl_arm64_root)
