@@ -10,6 +10,25 @@
 namespace pulse {
 namespace {
 
+// One look at what is at `path`, never following a link: its type and mode,
+// and its mtime in wall-clock ns. On glibc statx (2.28) rather than lstat,
+// whose symbol is glibc 2.33. musl has statx() only from 1.2.5, and its
+// fstatat has no symbol versions, so musl builds use that instead.
+int LookAt(const std::string& path, mode_t* mode, int64_t* mtime_ns) {
+#if defined(__GLIBC__)
+  struct statx st;
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MTIME, &st) != 0) return -1;
+  *mode = st.stx_mode;
+  *mtime_ns = static_cast<int64_t>(st.stx_mtime.tv_sec) * 1000000000 + st.stx_mtime.tv_nsec;
+#else
+  struct stat st;
+  if (fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+  *mode = st.st_mode;
+  *mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+#endif
+  return 0;
+}
+
 FileResult Fail(FileOp op) { return FileResult{errno, op}; }
 
 std::string DirName(const std::string& path) {
@@ -43,18 +62,18 @@ FileResult MakeParents(const std::string& path) {
 
 FileResult InspectTarget(const std::string& path, bool* missing) {
   if (missing != nullptr) *missing = false;
-  // statx (glibc 2.28) rather than lstat, whose symbol is glibc 2.33.
-  struct statx st;
-  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &st) != 0) {
+  mode_t mode = 0;
+  int64_t mtime_ns = 0;
+  if (LookAt(path, &mode, &mtime_ns) != 0) {
     if (errno == ENOENT) {
       if (missing != nullptr) *missing = true;
       return FileResult{};
     }
     return Fail(FileOp::kInspect);
   }
-  if (S_ISLNK(st.stx_mode)) return FileResult{ELOOP, FileOp::kInspect};
-  if (S_ISDIR(st.stx_mode)) return FileResult{EISDIR, FileOp::kInspect};
-  if (!S_ISREG(st.stx_mode)) return FileResult{EINVAL, FileOp::kNotRegular};
+  if (S_ISLNK(mode)) return FileResult{ELOOP, FileOp::kInspect};
+  if (S_ISDIR(mode)) return FileResult{EISDIR, FileOp::kInspect};
+  if (!S_ISREG(mode)) return FileResult{EINVAL, FileOp::kNotRegular};
   return FileResult{};
 }
 
@@ -106,9 +125,10 @@ FileResult Remove(const std::string& path) {
 }
 
 int64_t MtimeNs(const std::string& path) {
-  struct statx st;
-  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_MTIME, &st) != 0) return 0;
-  return static_cast<int64_t>(st.stx_mtime.tv_sec) * 1000000000 + st.stx_mtime.tv_nsec;
+  mode_t mode = 0;
+  int64_t mtime_ns = 0;
+  if (LookAt(path, &mode, &mtime_ns) != 0) return 0;
+  return mtime_ns;
 }
 
 FileResult CanonicalKey(const std::string& path, std::string* key) {

@@ -179,10 +179,30 @@ function writeWithheld(state: 'stalled' | 'unhealthy', message: string, extraFie
   report(result, wall);
 }
 
-function tick(nowNs: bigint): void {
+const ownerSpan = S.ownerSpanNs(config.ownerWaiters, config.intervalNs);
+
+/**
+ * False once the owner is gone: terminated, its runtime dropped its waiters
+ * on OWNER, though it answered recently enough that some must be left.
+ */
+function ownerLives(silentNs: bigint): boolean {
+  if (config.ownerWaiters === 0) return true;
+  const woken = Atomics.notify(i32, S.OWNER, 1);
+  if (woken > 0) {
+    Atomics.add(i32, S.OWNER_WOKEN, woken);
+    return true;
+  }
+  return silentNs > ownerSpan;
+}
+
+/** One deadline; false when the owner is gone and the thread must end. */
+function tick(nowNs: bigint): boolean {
   const wall = Date.now();
   drainOwner();
   const answered = Atomics.load(i64, S.ANSWER_NS);
+  // A terminated owner: no beat, and the record keeps its last state, as
+  // when the runtime ends this thread with its owner.
+  if (!ownerLives(nowNs - answered)) return false;
   // An expected stall (expectStall) counts as an answer until it ends.
   const expectUntil = expect?.untilNs ?? 0n;
   const silentNs = nowNs - (expectUntil > answered ? expectUntil : answered);
@@ -210,7 +230,7 @@ function tick(nowNs: bigint): void {
     // Say why, keeping the mtime at the last good beat: nothing fresh.
     const message = `stalled since ${iso(stalledSinceMs)}, loop silent for ${seconds(loopSilentMs)}; beats withheld`;
     writeWithheld('stalled', message, diagFields, wall, inspected);
-    return;
+    return true;
   }
   if (Atomics.load(i32, S.STALLED) === 1) endStall();
   // The CPU time the loop's thread has used by the first deadline after its
@@ -221,7 +241,7 @@ function tick(nowNs: bigint): void {
   if (veto !== null) {
     Atomics.add(i64, S.VETOED, 1n);
     writeWithheld('unhealthy', veto.message, veto.fields, wall, inspected);
-    return;
+    return true;
   }
 
   // Inside an expectStall() window the record says so, once.
@@ -273,6 +293,7 @@ function tick(nowNs: bigint): void {
     Atomics.add(i64, S.BEATS, 1n);
     Atomics.store(i64, S.LAST_BEAT_MS, BigInt(wall));
   }
+  return true;
 }
 
 function run(): void {
@@ -291,10 +312,10 @@ function run(): void {
       slot.setPhase(Phase.working);
     }
     if (Atomics.compareExchange(i32, S.RUN, idle, busy) !== idle) return;
-    tick(t);
+    const owned = tick(t);
     const after = Atomics.compareExchange(i32, S.RUN, busy, idle);
     Atomics.notify(i32, S.RUN); // stop() may be waiting for this beat to end
-    if (after !== busy) return;
+    if (after !== busy || !owned) return;
     // Deadlines missed while the process was frozen (SIGSTOP) are skipped,
     // not replayed in a burst.
     const next = (t - config.startNs) / interval + 1n;

@@ -129,6 +129,8 @@ function writerGone(record: PulseRecord): boolean {
     process.kill(record.pid, 0);
     return false;
   } catch (error) {
+    // Deno without --allow-run: the verdict cannot be had, so say so (bin/).
+    if ((error as Error).name === 'NotCapable') throw error;
     return (error as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: it exists
   }
 }

@@ -127,6 +127,7 @@ export class NativePulse implements Pulse {
         (message, fields) => handle.veto(message, fields));
     }
     active.add(this);
+    hookExit();
   }
 
   status(): PulseStatus {
@@ -174,6 +175,18 @@ export class NativePulse implements Pulse {
     this.#handle.stop(this.#options.removeOnStop);
     active.delete(this);
   }
+}
+
+// process.exit() skips the addon's cleanup hook, which would leave the record
+// saying "running": stopped here, the record says "stopped", as the worker
+// strategy's (or the file is removed, with removeOnStop).
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const pulse of active) if (pulse instanceof NativePulse) pulse.stop();
+  });
 }
 
 export function trackPulse(pulse: Pulse): void {

@@ -43,7 +43,8 @@ function warnNoNative(error: unknown): void {
   process.emitWarning(
     `celery-pulse-native: the native addon could not be loaded (${reason}), so pulses use the "worker" strategy: ` +
       'the same gated heartbeat on a worker thread, at a few MB more memory per pulse. ' +
-      'For the native thread, install on linux-x64 or linux-arm64 with glibc >= 2.28 (prebuilt binaries), ' +
+      'For the native thread, install on linux-x64 or linux-arm64 with glibc >= 2.28 or musl >= 1.2.3 ' +
+      '(prebuilt binaries, under Node, Bun or Deno; Deno needs --allow-ffi), ' +
       'or where a C++ compiler, make and Python are available at install time so the addon is built. ' +
       'Choose strategy "worker" (or CELERY_PULSE_STRATEGY=worker) to silence this warning.',
     { type: 'CeleryPulseWarning', code: NO_NATIVE_WARNING },

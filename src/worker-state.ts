@@ -19,7 +19,29 @@ export const RUN = 0; // RunState: the stop handshake
 export const STALLED = 1; // 1 from the first withheld deadline until the loop answers; thread writes
 export const ERRNO = 2; // last fault's errno, 0 = none (cleared by the next success); thread writes
 export const ERROR_OP = 3; // last fault's FILE_OPS index; thread writes
-const I32_WORDS = 4;
+// The owner's sign of life (see ownerWaiters): always 0. The owner keeps
+// Atomics.waitAsync waiters on it, the thread wakes one per deadline.
+export const OWNER = 4;
+export const OWNER_WOKEN = 5; // waiters the thread has woken so far; thread writes, owner reads
+const I32_WORDS = 6;
+
+// Waiters the owner keeps on OWNER. A runtime drops the waiters of a thread
+// it terminates (Node, Deno and Bun all do), so a deadline that wakes none,
+// while the owner answered recently enough that some must be left, means the
+// owner is gone: the heartbeat ends there, with no beat after it. Deno, unlike
+// Node, leaves a terminated thread's own workers running, so this is what
+// ends them there. Each ping tops them up; a silent owner loses one per
+// deadline, so there are enough for the span the thread checks.
+export const MAX_OWNER_WAITERS = 64;
+export function ownerWaiters(intervalNs: bigint, maxStallNs: bigint): number {
+  if (maxStallNs < 0n) return MAX_OWNER_WAITERS;
+  const wanted = Number((maxStallNs + intervalNs - 1n) / intervalNs) + 4;
+  return Math.min(MAX_OWNER_WAITERS, wanted);
+}
+/** Owner silence within which an owner with waiters left must have some: 3 deadlines of slack. */
+export function ownerSpanNs(waiters: number, intervalNs: bigint): bigint {
+  return BigInt(Math.max(0, waiters - 3)) * intervalNs;
+}
 
 /**
  * The thread takes IDLE -> BUSY before touching the file and BUSY -> IDLE
@@ -54,6 +76,8 @@ export interface HeartbeatConfig {
   claims: SharedArrayBuffer;
   slot: number;
   gen: number;
+  /** The waiters the owner keeps on OWNER; 0: no Atomics.waitAsync, no check. */
+  ownerWaiters: number;
   /**
    * Owner to thread: ToThread messages (the health check's veto, track()
    * labels, expectStall()). Thread to owner: ToOwner messages (the

@@ -17,9 +17,17 @@ import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatu
 import * as S from './worker-state';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
+// The thread starts from a one-line CommonJS script that requires it: Deno
+// would load the .js file itself as an ES module when the app's folder has no
+// package.json saying otherwise.
+const THREAD_BOOT = `require(${JSON.stringify(THREAD_SCRIPT)});`;
 // stop() waits this long for a beat in progress (a hung file system) before it
 // terminates the thread instead.
 const STOP_WAIT_MS = 1000;
+
+// Atomics.waitAsync is ES2024; the runtimes this package supports all have it.
+type WaitAsync = (view: Int32Array, index: number, value: number) => unknown;
+const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
 
 // Temporary file names carry the threadId, so a per-thread counter makes them
 // unique in the process.
@@ -64,6 +72,9 @@ export class WorkerPulse implements Pulse {
   #ping: NodeJS.Timeout | undefined;
   #health: HealthCheckRunner | undefined;
   #threadError: PulseLastError | null = null;
+  #ownerWaiters = 0; // waiters to keep on S.OWNER; owner thread only
+  #armed = 0; // waiters armed minus those seen woken; owner thread only
+  #wokenSeen = 0; // S.OWNER_WOKEN when last read; owner thread only
   readonly #atExit = () => this.#stop(this.#options.removeOnStop);
 
   constructor(options: ResolvedOptions) {
@@ -102,14 +113,16 @@ export class WorkerPulse implements Pulse {
       Atomics.store(this.#i64, S.BEATS, 1n);
       Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
 
+      const intervalNs = BigInt(Math.round(options.interval * 1e9));
+      const maxStallNs = Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n;
       const { port1, port2 } = new MessageChannel();
       this.#port = port1;
       port1.unref();
       const config: S.HeartbeatConfig = {
         file,
         tmp: threadTmp,
-        intervalNs: BigInt(Math.round(options.interval * 1e9)),
-        maxStallNs: Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n,
+        intervalNs,
+        maxStallNs,
         startNs,
         staticFields: this.#staticFields,
         state: this.#state,
@@ -119,12 +132,16 @@ export class WorkerPulse implements Pulse {
         port: port2,
         ownerTid: currentTid(),
         logStalls: logMode(options.logStalls),
+        ownerWaiters: waitAsync ? S.ownerWaiters(intervalNs, maxStallNs) : 0,
       };
+      this.#ownerWaiters = config.ownerWaiters;
+      this.#arm();
       // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
       // run in the heartbeat thread. A small young generation keeps its RSS
       // down; the old-generation cap leaves room for Node's bootstrap (about
       // 4 MB on Node 20) and bounds a runaway heap.
-      this.#worker = new Worker(THREAD_SCRIPT, {
+      this.#worker = new Worker(THREAD_BOOT, {
+        eval: true,
         workerData: config,
         transferList: [port2],
         env: {},
@@ -151,8 +168,13 @@ export class WorkerPulse implements Pulse {
     // ever blocking (it drops the block on a blocking socket).
     if (options.logStalls !== false && isMainThread) void process.stderr;
     const i64 = this.#i64;
-    // The loop's answer: one atomic store of the monotonic time.
-    this.#ping = setInterval(() => Atomics.store(i64, S.ANSWER_NS, process.hrtime.bigint()), pingIntervalMs(options.maxStall));
+    // The loop's answer: one atomic store of the monotonic time, and the
+    // owner's waiters topped up.
+    this.#ping = setInterval(() => {
+      const t = process.hrtime.bigint();
+      this.#arm();
+      Atomics.store(i64, S.ANSWER_NS, t);
+    }, pingIntervalMs(options.maxStall));
     this.#ping.unref();
     if (options.healthCheck) {
       const port = this.#port;
@@ -165,6 +187,15 @@ export class WorkerPulse implements Pulse {
       exitHooked = true;
       process.on('exit', stopAllAtExit);
     }
+  }
+
+  /** Keeps #ownerWaiters waiters on S.OWNER: the heartbeat thread's proof that this thread lives. */
+  #arm(): void {
+    if (!waitAsync) return;
+    const woken = Atomics.load(this.#i32, S.OWNER_WOKEN);
+    this.#armed = Math.max(0, this.#armed - (woken - this.#wokenSeen));
+    this.#wokenSeen = woken;
+    for (; this.#armed < this.#ownerWaiters; this.#armed++) waitAsync(this.#i32, S.OWNER, 0);
   }
 
   status(): PulseStatus {
@@ -278,6 +309,7 @@ export class WorkerPulse implements Pulse {
     this.#readDiagnosis();
     this.#portOpen = false;
     this.#port.close();
+    Atomics.notify(i32, S.OWNER); // the owner's waiters resolve, and are freed
     this.#slot.release();
     this.#slot.wake();
     this.#worker.terminate().then(undefined, () => undefined);

@@ -72,10 +72,11 @@ function install(name, tarball, extraEnv = {}) {
 
 test('npm pack ships only what users need', { skip, timeout: 300000 }, () => {
   const { files } = pack();
-  const unexpected = files.filter((f) => !/^(dist\/[^/]+\.(js|d\.ts)|bin\/[^/]+\.js|native\/[^/]+\.(cc|h)|native\/stack\/[^/]+\.(cc|h|gyp)|prebuilds\/linux-(x64|arm64)\/(celery-pulse-native\.glibc|stack-abi\d+\.glibc)\.node|binding\.gyp|scripts\/(stack-)?digest\.js|package\.json|README\.md|LICENSE)$/.test(f));
+  const unexpected = files.filter((f) => !/^(dist\/[^/]+\.(js|d\.ts)|bin\/[^/]+\.js|native\/[^/]+\.(cc|h)|native\/stack\/[^/]+\.(cc|h|gyp)|prebuilds\/linux-(x64|arm64)\/(celery-pulse-native\.(glibc|musl)|stack-abi\d+\.glibc)\.node|binding\.gyp|scripts\/(stack-)?digest\.js|package\.json|README\.md|LICENSE)$/.test(f));
   assert.deepEqual(unexpected, [], 'files in the tarball that users do not need');
   for (const needed of ['dist/index.js', 'binding.gyp', 'scripts/digest.js', 'native/addon.cc',
-    'prebuilds/linux-x64/celery-pulse-native.glibc.node', 'prebuilds/linux-arm64/celery-pulse-native.glibc.node']) {
+    'prebuilds/linux-x64/celery-pulse-native.glibc.node', 'prebuilds/linux-arm64/celery-pulse-native.glibc.node',
+    'prebuilds/linux-x64/celery-pulse-native.musl.node', 'prebuilds/linux-arm64/celery-pulse-native.musl.node']) {
     assert.ok(files.includes(needed), `${needed} missing from the tarball`);
   }
 });
@@ -115,15 +116,31 @@ test('installs with no compiler, loads the prebuild and beats', { skip, timeout:
   assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'build/ appeared at run time');
 });
 
-test('on musl the glibc prebuild is refused; a failed source build does not fail the install', { skip, timeout: 600000 }, () => {
+test('on musl the installed package resolves to the musl prebuild', { skip, timeout: 600000 }, () => {
   const { tarball } = pack();
-  // LIBC=musl makes node-gyp-build behave as on Alpine (which it detects by /etc/alpine-release).
-  const { app, env, result, called, pkg } = install('app-musl', tarball, { LIBC: 'musl' });
+  // LIBC=musl makes node-gyp-build behave as on Alpine (which it detects by
+  // /etc/alpine-release). Its install step test-loads the musl binary, which
+  // this glibc Node cannot, so here it tries a source build (the stubs fail
+  // it); on musl the load succeeds and nothing is built (test/runtimes/run.sh
+  // loads these binaries on musl).
+  const { app, env, result, pkg } = install('app-musl', tarball, { LIBC: 'musl' });
   assert.equal(result.status, 0, `npm install failed\n${result.stdout}\n${result.stderr}`);
-  assert.notEqual(called, '', 'no source build was attempted for musl');
+  assert.ok(!fs.existsSync(path.join(pkg, 'build')), 'build/ appeared: it would be loaded instead of the prebuild');
+  const child = spawnSync(process.execPath, ['-p', `require('node-gyp-build').resolve(${JSON.stringify(pkg)})`], {
+    cwd: app, env, encoding: 'utf8',
+  });
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout.trim(), path.join(fs.realpathSync(pkg), 'prebuilds', PREBUILD, 'celery-pulse-native.musl.node'));
+});
+
+test('on a libc with no prebuild the install tries a source build, and its failure does not fail the install', { skip, timeout: 600000 }, () => {
+  const { tarball } = pack();
+  const { app, env, result, called, pkg } = install('app-other-libc', tarball, { LIBC: 'uclibc' });
+  assert.equal(result.status, 0, `npm install failed\n${result.stdout}\n${result.stderr}`);
+  assert.notEqual(called, '', 'no source build was attempted');
   const child = spawnSync(process.execPath, ['-e', `
     try { require('node-gyp-build')(${JSON.stringify(pkg)}); console.log('loaded'); }
     catch (error) { console.log('refused: ' + error.message); }
   `], { cwd: app, env, encoding: 'utf8' });
-  assert.match(child.stdout, /^refused: .*libc=musl/);
+  assert.match(child.stdout, /^refused: .*libc=uclibc/);
 });
