@@ -16,10 +16,10 @@ let job;
 function descend(n) {
   if (n > 1) return descend(n - 1);
   job = stack.binding._captureLater(api, ctx, 50, 2000, repeat, gapMs, false);
-  // Long enough for every capture, then a little more.
-  const end = Date.now() + 500 + repeat * (gapMs + 20);
+  // Stuck until the capture thread is done.
+  const end = Date.now() + 60000;
   let turns = 0;
-  while (Date.now() < end) turns++;
+  while (!stack.binding._done(job) && Date.now() < end) turns++;
   return turns;
 }
 descend(depth);

@@ -4,6 +4,14 @@
  * a pulse_stack_api* and a context from attach() on the JS side, as two
  * BigInts, and calls through the pointers below from its heartbeat thread.
  *
+ * Use by the core: on the environment's JS thread, attach() returns [api, ctx]
+ * (BigInt addresses); check api->version; call api->capture(ctx, ...) from the
+ * heartbeat thread only (never from the JS thread: it would wait for itself);
+ * call api->release(ctx) exactly once, after that thread has been joined. Both
+ * stay callable after the environment is gone (capture then returns
+ * PULSE_STACK_GONE). A frame with function "" is what DESIGN.md shows as
+ * "<anonymous>".
+ *
  * Layout rule: members may be added at the end of these structs, never
  * moved, removed or retyped; PULSE_STACK_API_VERSION changes if one is. */
 #pragma once

@@ -19,6 +19,7 @@ struct TestJob {
   void* ctx;
   int32_t delay_ms, timeout_ms, repeat, gap_ms;
   bool detach;  // the thread releases ctx and frees the job itself
+  int done;     // atomic (__atomic builtins): set by the thread after its last capture
   pthread_t thread;
   TestRecord* records;  // repeat of them; written by the thread, read after join
 };
@@ -40,6 +41,7 @@ void* RunTestJob(void* arg) {
     r->elapsed_ns = NowNs() - start;
     if (job->gap_ms > 0 && i + 1 < job->repeat) SleepMs(job->gap_ms);
   }
+  if (!job->detach) __atomic_store_n(&job->done, 1, __ATOMIC_RELEASE);
   if (job->detach) {
     job->api->release(job->ctx);
     free(job->records);
@@ -161,6 +163,15 @@ void TestJoin(const v8::FunctionCallbackInfo<v8::Value>& info) {
   info.GetReturnValue().Set(out);
 }
 
+// _done(job): whether the job's thread made all its captures, so a fixture
+// can stay stuck exactly as long as it needs to, however slow the machine.
+void TestDone(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  void* p = nullptr;
+  if (!ArgAddress(info, 0, "job", &p)) return;
+  TestJob* job = static_cast<TestJob*>(p);
+  info.GetReturnValue().Set(__atomic_load_n(&job->done, __ATOMIC_ACQUIRE) != 0);
+}
+
 // _stats(ctx): {requested, ran, discarded, pending} of a ctx.
 void TestStats(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
@@ -192,6 +203,7 @@ void AddTestExports(v8::Local<v8::Context> context, v8::Local<v8::Object> export
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   Set(isolate, context, exports, "_captureLater", v8::Function::New(context, TestCaptureLater).ToLocalChecked());
   Set(isolate, context, exports, "_join", v8::Function::New(context, TestJoin).ToLocalChecked());
+  Set(isolate, context, exports, "_done", v8::Function::New(context, TestDone).ToLocalChecked());
   Set(isolate, context, exports, "_stats", v8::Function::New(context, TestStats).ToLocalChecked());
   Set(isolate, context, exports, "_release", v8::Function::New(context, TestRelease).ToLocalChecked());
 }
