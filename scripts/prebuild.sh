@@ -65,7 +65,8 @@ musl() {
   mv "$out.tmp" "$out"
 }
 
-rm -rf prebuilds
+# The core binaries only: the stack binaries beside them are the stack script's.
+rm -f prebuilds/*/celery-pulse-native.*.node
 mkdir -p .cache/prebuild
 # The musl pair runs beside the glibc pair: zig and g++ each keep a core busy.
 ( musl x64 x86_64-linux-musl && musl arm64 aarch64-linux-musl ) >.cache/prebuild/musl.log 2>&1 &
@@ -80,6 +81,9 @@ if ! wait "$musl_pid"; then
 fi
 # Warnings about the project's sources (zig's own libc build is noisy the first time).
 grep -A4 '^native/' .cache/prebuild/musl.log || true
+
+# The stack capture piece, once per Node ABI (PREBUILD_STACK=0 skips it).
+if [ "${PREBUILD_STACK:-1}" != 0 ]; then scripts/prebuild-stack.sh; fi
 
 echo "prebuild: sources $(node scripts/digest.js)"
 for f in prebuilds/*/*.node; do
