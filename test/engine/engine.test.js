@@ -33,10 +33,9 @@ const EXPECT_STALL_LOG = process.env.ENGINE_EXPECT_STALL_LOG === '1';
 const EXPECT_FRAME = process.env.ENGINE_EXPECT_FRAME === '1';
 const STALL_LOG = 'celery-pulse-native: event loop stalled';
 const FRAME = 'crunchForever';
-// The README's intervals divided by this: 10 s becomes 2 s.
-const SCALE = 5;
-// How long the stuck worker works before it gets stuck: past the scaled start period.
-const STUCK_AFTER_MS = 8000;
+// The README's intervals divided by this (10 s becomes 2 s); ENGINE_SCALE=1
+// runs the recipes at their own values (several minutes; raise ENGINE_STEP_SECONDS).
+const SCALE = Number(process.env.ENGINE_SCALE || 5);
 // Added to every computed bound: probes that start slowly on a loaded machine,
 // the engine's own bookkeeping. Stated in the README with the measured times.
 const SLACK_S = 10;
@@ -140,6 +139,12 @@ function recipe() {
 }
 
 const R = recipe();
+// How long the stuck worker works before it gets stuck: past its first probes,
+// so that it is healthy first.
+const STUCK_AFTER_MS = Math.max(8000, (2 * R.check.interval + 2) * 1000);
+// Per-test hard timeouts, from the bounds below plus the engine's stop grace
+// period and restart delay.
+const PHASE_MS = (STUCK_AFTER_MS + (Math.max(R.check.bound, R.shell.bound) + 10 + 5) * 1000) * 2 + 60000;
 
 /** The base image's root file system: the host's node and the libraries it links, BusyBox, tini. */
 function baseRoot(dir) {
@@ -293,7 +298,7 @@ test.after(async () => {
   if (measured.length) console.log(`# summary:\n${measured.map((l) => `#   ${l}`).join('\n')}`);
 });
 
-test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, and the health log says why', { timeout: 120000 }, async (t) => {
+test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, and the health log says why', { timeout: PHASE_MS }, async (t) => {
   const runs = [
     { name: `${TAG}-busy-check`, image: IMAGES.check, hc: R.check, mode: 'busy' },
     { name: `${TAG}-stuck-check`, image: IMAGES.check, hc: R.check, mode: 'stuck' },
@@ -393,7 +398,7 @@ test('Kubernetes: the recipe\'s command ends a stuck worker at SIGTERM; node as 
   assert.ok(without.ms >= (without.grace - 0.5) * 1000, `without an init, stop took only ${seconds(without.ms)} s`);
 });
 
-test('Swarm: the stuck task is shut down as unhealthy and replaced, the busy one never', { timeout: 150000 }, async (t) => {
+test('Swarm: the stuck task is shut down as unhealthy and replaced, the busy one never', { timeout: PHASE_MS }, async (t) => {
   const services = [
     { name: `${TAG}-busy-check`, image: IMAGES.check, hc: R.check, mode: 'busy' },
     { name: `${TAG}-stuck-check`, image: IMAGES.check, hc: R.check, mode: 'stuck', init: true },

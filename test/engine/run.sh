@@ -32,8 +32,16 @@ grep -qE '^cgroup2? ' /proc/mounts || skip "no cgroup file system mounted"
 if ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/bin/docker ] || ! [ -x /bin/busybox ] || ! [ -x /usr/bin/tini-static ]; then
   command -v apt-get >/dev/null || skip "no dockerd and no apt-get to install it"
   export DEBIAN_FRONTEND=noninteractive
+  # The packages must not start the system's docker service: this test runs its own.
+  NO_START=
+  if ! [ -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && NO_START=1
+  fi
   install() { timeout 150 apt-get install -y -qq --no-install-recommends docker.io busybox-static tini >/dev/null; }
-  install || { timeout 120 apt-get update -qq && install; }
+  installed=0
+  install || { timeout 120 apt-get update -qq && install; } || installed=$?
+  [ -z "$NO_START" ] || rm -f /usr/sbin/policy-rc.d
+  [ "$installed" = 0 ] || skip "apt-get install docker.io busybox-static tini failed"
 fi
 # /usr/local/bin/docker, where present, is a newer client that warns against this daemon.
 DOCKER=/usr/bin/docker
