@@ -219,9 +219,24 @@ function events() {
           id: e.Actor.ID,
           name: e.Actor.Attributes.name,
           service: e.Actor.Attributes['com.docker.swarm.service.name'],
+          exitCode: e.Actor.Attributes.exitCode,
         })),
     stop: () => child.kill('SIGKILL'),
   };
+}
+
+/**
+ * A busy container's probes, every one of them (the health log keeps only the
+ * last 5): each probe is an exec whose exec_die event carries its exit code.
+ * None may have failed, and there must have been some.
+ */
+function assertNoProbeFailed(ev, id, label, windowS) {
+  const probes = ev.containers().filter((e) => e.id === id && e.action.startsWith('exec_die'));
+  assert.ok(probes.length >= 3, `${label}: only ${probes.length} probes seen in ${windowS} s`);
+  assert.ok(probes.every((e) => e.exitCode !== undefined), `${label}: exec_die events without an exit code`);
+  const failed = probes.filter((e) => e.exitCode !== '0');
+  assert.equal(failed.length, 0, `busy ${label} failed ${failed.length} of its ${probes.length} probes in ${windowS} s`);
+  return probes.length;
 }
 
 /** When the worker in this container got stuck (its own stdout line), in ms. */
@@ -342,6 +357,7 @@ test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, 
       assert.equal(c.State.Health.Status, 'healthy');
       const failed = c.State.Health.Log.filter((l) => l.ExitCode !== 0);
       assert.deepEqual(failed, [], `busy ${r.name} failed a probe`);
+      r.probes = assertNoProbeFailed(ev, r.id, r.name, windowS);
       continue;
     }
     const stuck = await stuckAt(r.id);
@@ -355,7 +371,7 @@ test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, 
     if (r.hc.cli) assertHealthLogSaysWhy(c, r.name);
     assertStallLog(await saveLogs(r.id, r.name.slice(TAG.length + 1)));
   }
-  report(`docker run: busy check and shell containers healthy for the whole ${windowS} s window`);
+  report(`docker run: busy check and shell containers healthy for the whole ${windowS} s window, ${runs.filter((r) => r.probes).map((r) => r.probes).join(' and ')} probes passed`);
 });
 
 test('Kubernetes: the recipe\'s command ends a stuck worker at SIGTERM; node as PID 1 ignores it', { timeout: 60000 }, async (t) => {
@@ -453,6 +469,7 @@ test('Swarm: the stuck task is shut down as unhealthy and replaced, the busy one
       const mine = all.filter((e) => e.id === id).map((e) => e.action);
       assert.ok(mine.includes('health_status: healthy'), `busy ${s.name} never turned healthy`);
       assert.ok(!mine.includes('health_status: unhealthy') && !mine.includes('die'), `busy ${s.name}: ${mine.join(', ')}`);
+      s.probes = assertNoProbeFailed(ev, id, s.name, windowS);
       continue;
     }
     const { old, next } = replaced.get(s);
@@ -480,5 +497,5 @@ test('Swarm: the stuck task is shut down as unhealthy and replaced, the busy one
     if (s.hc.cli) assertHealthLogSaysWhy(container, s.name);
     assertStallLog(await saveLogs(oldId, `swarm-${s.name.slice(TAG.length + 1)}`));
   }
-  report(`Swarm: busy check and shell services kept their one task for the whole ${windowS} s window`);
+  report(`Swarm: busy check and shell services kept their one task for the whole ${windowS} s window, ${services.filter((s) => s.probes).map((s) => s.probes).join(' and ')} probes passed`);
 });

@@ -114,7 +114,8 @@ trap 'exit 130' INT TERM
   --ip-masq=false --userland-proxy=false >"$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 up=
-for _ in $(seq 1 300); do
+until_s=$((SECONDS + 30))
+while [ "$SECONDS" -lt "$until_s" ]; do
   kill -0 "$DOCKERD_PID" 2>/dev/null || break
   if T=5 d version >/dev/null 2>&1; then up=1; break; fi
   sleep 0.1
