@@ -19,7 +19,7 @@
 //   ENGINE_EXPECT_FRAME=1      that log and the health log's check line name crunchForever
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile, spawn } = require('node:child_process');
+const { execFile, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -48,15 +48,14 @@ if (!process.env.DOCKER_HOST) {
 }
 
 /** Runs docker to its end under a hard timeout; rejects on a non-zero exit unless allowFail. */
-function docker(args, { timeout = 30000, allowFail = false, input } = {}) {
+function docker(args, { timeout = 30000, allowFail = false } = {}) {
   return new Promise((resolve, reject) => {
-    const child = execFile(DOCKER, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 64 << 20, env: { ...process.env, DOCKER_BUILDKIT: '0' } }, (error, stdout, stderr) => {
+    execFile(DOCKER, args, { timeout, killSignal: 'SIGKILL', maxBuffer: 64 << 20, env: { ...process.env, DOCKER_BUILDKIT: '0' } }, (error, stdout, stderr) => {
       const status = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       if (status !== 0 && !allowFail) {
         reject(new Error(`docker ${args.join(' ')} ${error.killed ? `timed out after ${timeout} ms` : `exited ${status}`}\n${stdout}${stderr}`));
       } else resolve({ status, stdout, stderr });
     });
-    if (input !== undefined) child.stdin.end(input);
   });
 }
 
@@ -155,11 +154,11 @@ function baseRoot(dir) {
   };
   const node = fs.realpathSync(process.execPath);
   copy(node, '/usr/bin/node');
-  const ldd = require('node:child_process').spawnSync('ldd', [node], { encoding: 'utf8' });
+  const ldd = spawnSync('ldd', [node], { encoding: 'utf8' });
   assert.equal(ldd.status, 0, ldd.stderr);
   for (const m of ldd.stdout.matchAll(/(\/\S+) \(0x/g)) copy(m[1]);
   copy('/bin/busybox', '/bin/busybox');
-  const applets = require('node:child_process').spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
   for (const applet of applets) if (!fs.existsSync(path.join(dir, 'bin', applet))) fs.symlinkSync('busybox', path.join(dir, 'bin', applet));
   fs.mkdirSync(path.join(dir, 'usr', 'bin'), { recursive: true });
   fs.symlinkSync('/bin/env', path.join(dir, 'usr', 'bin', 'env'));
@@ -171,12 +170,15 @@ function baseRoot(dir) {
   fs.writeFileSync(path.join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
 }
 
-/** /app: worker.js and node_modules with the packed package, its runtime dependencies and bin link. */
+/**
+ * /app: worker.js and node_modules with the packed package (run.sh compiled
+ * dist/ first), its runtime dependencies from this checkout and its bin link.
+ */
 function appDir(dir) {
   const modules = path.join(dir, 'node_modules');
   const pkgDir = path.join(modules, 'celery-pulse-native');
   fs.mkdirSync(pkgDir, { recursive: true });
-  const packed = require('node:child_process').spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
+  const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
     cwd: PKG,
     encoding: 'utf8',
     timeout: 60000,
@@ -184,7 +186,7 @@ function appDir(dir) {
   });
   assert.equal(packed.status, 0, packed.stderr);
   const tarball = path.join(dir, JSON.parse(packed.stdout)[0].filename);
-  const untar = require('node:child_process').spawnSync('tar', ['-xzf', tarball, '-C', pkgDir, '--strip-components=1'], { encoding: 'utf8' });
+  const untar = spawnSync('tar', ['-xzf', tarball, '-C', pkgDir, '--strip-components=1'], { encoding: 'utf8' });
   assert.equal(untar.status, 0, untar.stderr);
   fs.rmSync(tarball);
   assert.ok(fs.existsSync(path.join(pkgDir, 'prebuilds', 'linux-x64', 'celery-pulse-native.glibc.node')), 'the packed package carries the x64 prebuild');
