@@ -67,8 +67,9 @@ cleanup() {
     T=60 d swarm leave --force >/dev/null 2>&1
     containers=$(d ps -aq)
     [ -z "$containers" ] || T=60 d rm -f $containers >/dev/null
-    images=$(d images -aq)
-    [ -z "$images" ] || T=60 d rmi -f $images >/dev/null
+    # The tagged images; their intermediate layers go with them.
+    images=$(d images -q | sort -u)
+    [ -z "$images" ] || T=60 d rmi -f $images >/dev/null 2>&1
     d network rm docker_gwbridge >/dev/null 2>&1
     left="containers: $(d ps -aq | wc -l), images: $(d images -aq | wc -l), services: $(d service ls -q 2>/dev/null | wc -l), swarm: $(d info --format '{{.Swarm.LocalNodeState}}')"
     echo "engine test: the engine is left with $left"
@@ -104,8 +105,10 @@ cleanup() {
   echo "engine test: dockerd stopped, $WORK removed"
   exit "$status"
 }
+TEST_PID=
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# A signal ends the test run at once (a foreground child would defer the trap).
+trap '[ -z "$TEST_PID" ] || kill -TERM "$TEST_PID" 2>/dev/null; exit 130' INT TERM
 
 # No bridge, no iptables rules, no ip_forward change: the containers have only
 # their loopback, and the host's network settings are not touched.
@@ -132,4 +135,6 @@ timeout 120 npm run --silent compile
 
 left=$((STEP_DEADLINE - SECONDS - 20))
 [ "$left" -gt 30 ] || { echo "engine test: no time left for the test (${SECONDS}s used)" >&2; exit 1; }
-timeout -k 5 "$left" node --test --test-reporter=spec test/engine/engine.test.js
+timeout -k 5 "$left" node --test --test-reporter=spec test/engine/engine.test.js &
+TEST_PID=$!
+wait "$TEST_PID"
