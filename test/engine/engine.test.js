@@ -370,8 +370,9 @@ test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, 
     assert.ok(took <= limit, `${r.name}: stuck -> unhealthy took ${took.toFixed(1)} s, more than ${limit} s`);
     assert.ok(took >= R.maxStall, `${r.name}: unhealthy ${took.toFixed(1)} s after it got stuck, before maxStall (${R.maxStall} s) passed`);
     assert.equal(c.State.Health.Status, 'unhealthy');
+    const log = await saveLogs(r.id, r.name.slice(TAG.length + 1));
     if (r.hc.cli) assertHealthLogSaysWhy(c, r.name);
-    assertStallLog(await saveLogs(r.id, r.name.slice(TAG.length + 1)));
+    assertStallLog(log);
   }
   report(`docker run: busy check and shell containers healthy for the whole ${windowS} s window, ${runs.filter((r) => r.probes).map((r) => r.probes).join(' and ')} probes passed`);
 });
@@ -496,8 +497,9 @@ test('Swarm: the stuck task is shut down as unhealthy and replaced, the busy one
     else assert.ok(toDie >= STOP_GRACE_S - 1, `${s.name}: without an init it ended ${toDie.toFixed(1)} s after SIGTERM, before the grace period`);
     assert.ok(toReplaced <= s.hc.bound + SLACK_S + (s.init ? 0 : STOP_GRACE_S) + RESTART_DELAY_S + 5, `${s.name}: stuck -> replaced took ${toReplaced.toFixed(1)} s`);
     const [container] = await inspect([oldId]);
+    const log = await saveLogs(oldId, `swarm-${s.name.slice(TAG.length + 1)}`);
     if (s.hc.cli) assertHealthLogSaysWhy(container, s.name);
-    assertStallLog(await saveLogs(oldId, `swarm-${s.name.slice(TAG.length + 1)}`));
+    assertStallLog(log);
   }
   report(`Swarm: busy check and shell services kept their one task for the whole ${windowS} s window, ${services.filter((s) => s.probes).map((s) => s.probes).join(' and ')} probes passed`);
 });
