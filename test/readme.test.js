@@ -105,7 +105,10 @@ async function probeContainer(t, { cwd, env, command, probes, timeoutMs }) {
   const file = env.CELERY_PULSE_HEALTHCHECK_FILE;
   assert.ok(file, 'the README sets CELERY_PULSE_HEALTHCHECK_FILE');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const argv = command[0] === 'node' ? [process.execPath, ...command.slice(1)] : command;
+  // The recipes' init (`tini --`) is run by the engine test (test/engine/); here
+  // the worker is run without it, so that its pid is the one the record names.
+  const withoutInit = /(^|\/)tini$/.test(command[0]) && command[1] === '--' ? command.slice(2) : command;
+  const argv = withoutInit[0] === 'node' ? [process.execPath, ...withoutInit.slice(1)] : withoutInit;
   const worker = startChild(argv, { cwd, env });
   t.after(() => worker.kill('SIGKILL'));
   const until = Date.now() + 15000;
