@@ -53,6 +53,27 @@ async function workers(count, how, tag) {
   }
 }
 
+// Workers whose loops get stuck, so their pulses diagnose the stall and ask
+// for their stacks; terminated at staggered moments around those captures.
+async function stuckWorkers(count) {
+  const body = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const p = require(workerData.pkg).start({ file: workerData.file, interval: 0.05, maxStall: 0.1, logStalls: false });
+    parentPort.postMessage('up');
+    setTimeout(() => { for (;;); }, 20);`;
+  const all = [];
+  for (let i = 0; i < count; i++) {
+    const w = new Worker(body, { eval: true, workerData: { pkg: PKG, file: path.join(dir, `stuck-${i}`) } });
+    const exited = new Promise((resolve) => w.once('exit', resolve));
+    await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    all.push({ w, exited, at: 200 + i * 150 });
+  }
+  await Promise.all(all.map(({ w, exited, at }) => sleep(at).then(() => w.terminate()).then(() => exited)));
+}
+
 // Only a scenario that reached its end passes: an await that never settles
 // would otherwise let the loop drain and exit 0 half-way.
 process.exitCode = 1;
@@ -69,11 +90,17 @@ async function main() {
   step('beats');
   await waitFor(() => p.status().beats >= 4, 30000);
 
-  step('stall and recovery');
-  const blockEnd = Date.now() + 5000;
-  while (Date.now() < blockEnd);
+  step('stall (diagnosed, its stack captured) and recovery');
+  p.track('scenario job', () => {
+    const blockEnd = Date.now() + 5000;
+    while (Date.now() < blockEnd);
+  });
   await waitFor(() => p.status().withheld > 0 && !p.status().stalled, 30000);
   await waitFor(() => JSON.parse(fs.readFileSync(file, 'utf8')).state === 'running', 30000);
+  assert.deepEqual(p.status().lastStall.active.map((a) => a.label), ['scenario job']);
+
+  step('stuck workers terminated while their stacks may be captured');
+  await stuckWorkers(4);
 
   step('deleted file');
   fs.unlinkSync(file);
