@@ -393,15 +393,15 @@ std::string Heartbeat::ActiveJson(std::string* line) const {
 // MSG_DONTWAIT; a full pipe or socket drops the text.
 void Heartbeat::Log(const std::string& text) const {
   std::string out = text.size() > kMaxLogBytes ? text.substr(0, kMaxLogBytes - 1) + "\n" : text;
-  struct stat st;
-  if (fstat(2, &st) != 0) return;
-  if (S_ISFIFO(st.st_mode)) {
+  const mode_t type = DescriptorType(2);
+  if (type == 0) return;
+  if (S_ISFIFO(type)) {
     int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;
     ssize_t written = write(fd, out.data(), out.size());
     (void)written;
     close(fd);
-  } else if (S_ISSOCK(st.st_mode)) {
+  } else if (S_ISSOCK(type)) {
     ssize_t sent = send(2, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)sent;
   } else {

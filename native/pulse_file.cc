@@ -31,6 +31,22 @@ int LookAt(const std::string& path, mode_t* mode, int64_t* mtime_ns) {
 
 FileResult Fail(FileOp op) { return FileResult{errno, op}; }
 
+}  // namespace
+
+mode_t DescriptorType(int fd) {
+#if defined(__GLIBC__)
+  struct statx st;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &st) != 0) return 0;
+  return st.stx_mode & S_IFMT;
+#else
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0) return 0;
+  return st.st_mode & S_IFMT;
+#endif
+}
+
+namespace {
+
 std::string DirName(const std::string& path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";

@@ -3,6 +3,8 @@
 // final path component.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -53,6 +55,10 @@ FileResult Remove(const std::string& path);
 // The wall-clock mtime (ns) of what is at `path`, without following a
 // symlink; 0 when nothing is there or it cannot be read.
 int64_t MtimeNs(const std::string& path);
+
+// The file type bits (S_IFMT) of what descriptor `fd` refers to; 0 when
+// unknown. Same symbol floor as InspectTarget (statx on glibc).
+mode_t DescriptorType(int fd);
 
 // realpath() of the parent directory joined with the base name: one key per
 // file however the path is spelled.
