@@ -11,8 +11,7 @@ try {
   const flag = /--allow-[a-z]+/.exec(String(error.message));
   process.stderr.write(
     `celery-pulse-native: Deno denied a permission the CLI needs${flag ? `: ${flag[0]}` : ''} (${error.message})\n` +
-      'celery-pulse-native: run it as deno run --allow-read --allow-env --allow-sys --allow-run ' +
-      'npm:celery-pulse-native check ... (or the path of bin/celery-pulse-native.js)\n',
+      'celery-pulse-native: under Deno the command needs deno run --allow-read --allow-env --allow-sys --allow-run\n',
   );
   process.exitCode = 2;
 }

@@ -149,6 +149,7 @@ export class WorkerPulse implements Pulse {
         resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
       });
     } catch (error) {
+      Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
       this.#slot.release();
       throw error;
     }

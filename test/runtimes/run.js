@@ -292,6 +292,13 @@ scenario('the register preload starts a pulse from the env vars', (rt, strategy,
   checkPreload(rt, strategy, app, file, rt.preload(register, 'main.cjs'));
 }, { when: (rt) => Boolean(rt.preload) });
 
+scenario('the register preload in an app with a package.json, no --node-modules-dir', (rt, strategy, dir) => {
+  const { app, file } = preloadApp(dir);
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+  const register = path.join('node_modules', 'celery-pulse-native', 'dist', 'register.js');
+  checkPreload(rt, strategy, app, file, [need('PULSE_RT_DENO'), 'run', ...DENO_PERMISSIONS, '--preload', register, 'main.cjs']);
+}, { when: (rt) => Boolean(rt.deno) });
+
 scenario('the register preload from bunfig.toml', (rt, strategy, dir) => {
   const { app, file } = preloadApp(dir);
   fs.writeFileSync(path.join(app, 'bunfig.toml'), 'preload = ["celery-pulse-native/register"]\n');
