@@ -2,7 +2,7 @@
 'use strict';
 // Probes run this every few seconds: it loads the CLI alone, never the addon.
 try {
-  process.exitCode = require('../dist/cli.js').main(process.argv.slice(2));
+  process.exitCode = require('../dist/cli/cli.js').main(process.argv.slice(2));
 } catch (error) {
   // Deno refuses what its permissions do not allow with a NotCapable error
   // ("Requires env access to ..., run again with the --allow-env flag"): a

@@ -10,7 +10,7 @@ const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'celery-pulse-native.js');
-for (const built of ['dist/register.js', 'dist/cli.js']) {
+for (const built of ['dist/register.js', 'dist/cli/cli.js']) {
   if (!fs.existsSync(path.join(ROOT, built))) {
     console.error(`demo: ${built} is missing; run \`npm run compile\` first`);
     process.exit(1);

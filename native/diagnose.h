@@ -14,7 +14,7 @@ namespace pulse {
 
 // Names of the system calls, by number, and which of them take a descriptor
 // as their first argument. Handed over by the TypeScript side, which holds the
-// one table for both strategies (src/diagnosis.ts).
+// one table for both strategies (src/diagnosis/diagnosis.ts).
 struct SyscallTable {
   std::vector<std::string> names;
   std::vector<bool> fd_first;

@@ -1,5 +1,5 @@
 'use strict';
-// Writes src/syscalls.ts: system call names by number for linux-x64 and
+// Writes src/diagnosis/syscalls.ts: system call names by number for linux-x64 and
 // linux-arm64, read from the kernel's uapi headers (Debian's linux-libc-dev).
 // The stall diagnosis names the call a stuck thread is blocked in; the table is
 // data, regenerated only when the kernel adds calls:
@@ -32,4 +32,4 @@ export const SYSCALL_NAMES: Readonly<Record<string, string>> = {
   arm64: ${JSON.stringify(arm64)},
 };
 `;
-fs.writeFileSync(path.join(__dirname, '..', 'src', 'syscalls.ts'), out);
+fs.writeFileSync(path.join(__dirname, '..', 'src', 'diagnosis', 'syscalls.ts'), out);

@@ -1,14 +1,14 @@
-import { pulseError, show } from './errors';
-import { parseSeconds, checkFile, checkSeconds, resolveOptions, type PulseOptions, type Source } from './options';
-import type { Pulse } from './pulse';
+import { pulseError, show } from './contract/errors';
+import { parseSeconds, checkFile, checkSeconds, resolveOptions, type PulseOptions, type Source } from './contract/options';
+import type { Pulse } from './contract/pulse';
 import { startStrategy } from './strategy';
 
-export type { PulseOptions, Strategy } from './options';
-export type { Pulse } from './pulse';
-export type { PulseStatus, PulseLastError } from './status';
-export type { PulseErrorCode, PulseError } from './errors';
-export type { HealthCheck, HealthCheckStatus } from './health';
-export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
+export type { PulseOptions, Strategy } from './contract/options';
+export type { Pulse } from './contract/pulse';
+export type { PulseStatus, PulseLastError } from './contract/status';
+export type { PulseErrorCode, PulseError } from './contract/errors';
+export type { HealthCheck, HealthCheckStatus } from './contract/health';
+export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './diagnosis/stall-text';
 
 /**
  * Starts a heartbeat on the healthcheck file. Every option is optional;

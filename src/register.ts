@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import type { Pulse } from './pulse';
+import type { Pulse } from './contract/pulse';
 
 // Zero-code start: `node --require celery-pulse-native/register app.js`, or
 // `--import` for ESM, or either in NODE_OPTIONS. Starts one pulse from the
@@ -36,7 +36,7 @@ function notThisProcess(): boolean {
   if (!isMainThread) return true;
   const main = process.argv[1] ? realpath(process.argv[1]) : undefined;
   if (main === undefined) return false; // node -e, the REPL, stdin
-  const own = [path.join(__dirname, 'cli.js'), path.join(__dirname, '..', 'bin', 'celery-pulse-native.js')];
+  const own = [path.join(__dirname, 'cli', 'cli.js'), path.join(__dirname, '..', 'bin', 'celery-pulse-native.js')];
   if (own.some((file) => realpath(file) === main)) return true;
   return LAUNCHER.test(path.basename(main));
 }
@@ -58,7 +58,7 @@ function register(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const index = require('./index') as typeof import('./index');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { resolveOptions } = require('./options') as typeof import('./options');
+  const { resolveOptions } = require('./contract/options') as typeof import('./contract/options');
   let file: string;
   try {
     file = resolveOptions({}, process.env).file;

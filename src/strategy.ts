@@ -1,16 +1,17 @@
 // Which heartbeat a pulse gets: the addon's thread, or the worker_threads
 // fallback when the addon cannot load.
 // Loaded with the package, so workers started from here on share its registry.
-import { firstTime } from './claims';
-import { loadNative } from './native';
-import type { ResolvedOptions } from './options';
-import { NativePulse, type Pulse } from './pulse';
-import type { WorkerPulse } from './worker';
+import { firstTime } from './worker/claims';
+import { loadNative } from './native/loader';
+import type { ResolvedOptions } from './contract/options';
+import type { Pulse } from './contract/pulse';
+import { NativePulse } from './native/native-pulse';
+import type { WorkerPulse } from './worker/worker';
 
 // The worker strategy's modules load on first use only.
 function workerPulse(options: ResolvedOptions): WorkerPulse {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { WorkerPulse: Pulse } = require('./worker') as typeof import('./worker');
+  const { WorkerPulse: Pulse } = require('./worker/worker') as typeof import('./worker/worker');
   return new Pulse(options);
 }
 

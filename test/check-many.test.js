@@ -164,7 +164,7 @@ test('status over several files shows each record, then the verdict line', async
 test('a record replaced (renamed over) while the probe reads it is read again, never taken for no record', async (t) => {
   const dir = tmpDir(t);
   const file = recordFile(dir, 'health');
-  const { probe } = require('../dist/probe');
+  const { probe } = require('../dist/cli/probe');
   const { runChildAsync } = require('./helpers');
   // Another process replaces the record by rename thousands of times a
   // second, as a stalled pulse does at every deadline.

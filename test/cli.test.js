@@ -198,7 +198,7 @@ test('a record the probe may not read: the mtime alone decides, and the line say
   const file = path.join(dir, 'health');
   fs.writeFileSync(file, '{"state":"running"}\n', { mode: 0o600 });
   const copy = publicPackageCopy(t);
-  const main = `process.exitCode = require(${JSON.stringify(path.join(copy, 'dist', 'cli.js'))}).main(['check', '--file', ${JSON.stringify(file)}]);`;
+  const main = `process.exitCode = require(${JSON.stringify(path.join(copy, 'dist', 'cli', 'cli.js'))}).main(['check', '--file', ${JSON.stringify(file)}]);`;
   const result = spawnSync(process.execPath, ['-e', main], { encoding: 'utf8', env: cleanEnv(), uid: 65534, gid: 65534 });
   assertExit(result, 0);
   assert.match(result.stdout, /^fresh: .*: the record cannot be read \(EACCES\); the mtime alone decides\n$/);
@@ -255,6 +255,6 @@ test('the command loads neither the addon nor the library index', (t) => {
   assert.equal(result.status, 1, result.stderr);
   const seen = JSON.parse(result.stderr);
   const ours = seen.modules.map((m) => path.relative(PKG, m)).sort();
-  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli.js', 'dist/errors.js', 'dist/options.js', 'dist/probe.js', 'dist/stall-text.js', 'dist/template.js']);
+  assert.deepEqual(ours, ['bin/celery-pulse-native.js', 'dist/cli/cli.js', 'dist/cli/probe.js', 'dist/contract/errors.js', 'dist/contract/options.js', 'dist/contract/template.js', 'dist/diagnosis/stall-text.js']);
   assert.deepEqual(seen.addons, []);
 });

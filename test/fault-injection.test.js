@@ -467,7 +467,7 @@ test('many pulses race start/stop from several worker threads, one terminated mi
       // Every claim was released, the terminated worker's included: by the
       // addon's cleanup hook at once; the worker strategy frees a claim whose
       // heartbeat thread died mid-start once that thread has been silent for
-      // 10 s (src/claims.ts), so it gets that long.
+      // 10 s (src/worker/claims.ts), so it gets that long.
       const patienceMs = STRATEGY === 'worker' ? 15000 : 0;
       for (const f of files) {
         const until = Date.now() + patienceMs;

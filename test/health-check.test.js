@@ -158,7 +158,7 @@ test('healthCheck and healthCheckTimeout are validated with coded errors', () =>
   assert.throws(() => pulse.start({ strategy: STRATEGY, healthCheck: () => true, healthCheckTimeout: '5' }), {
     name: 'TypeError', code: 'ERR_PULSE_INVALID_OPTION',
   });
-  const { resolveOptions } = require('../dist/options');
+  const { resolveOptions } = require('../dist/contract/options');
   assert.equal(resolveOptions({ interval: 2 }, {}).healthCheckTimeout, 2, 'default: min(5, interval)');
   assert.equal(resolveOptions({ interval: 60 }, {}).healthCheckTimeout, 5);
 });

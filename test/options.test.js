@@ -117,7 +117,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
 });
 
 test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged', () => {
-  const { resolveOptions } = require('../dist/options');
+  const { resolveOptions } = require('../dist/contract/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
     interval: 60,

@@ -1,12 +1,12 @@
 'use strict';
 // The worker strategy's check that the heartbeat thread's owner still lives
-// (src/worker-state.ts): an owner that answers within maxStall always has a
+// (src/worker/worker-state.ts): an owner that answers within maxStall always has a
 // waiter left for the thread to wake, so "none left" can only mean it is
 // gone. The behaviour itself (Deno keeps a terminated thread's workers
 // running) is exercised by test/runtimes/run.sh under Deno.
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
-const S = require('../dist/worker-state.js');
+const S = require('../dist/worker/worker-state.js');
 
 const NS = 1_000_000_000n;
 const cases = [

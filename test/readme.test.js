@@ -212,7 +212,7 @@ test('Kubernetes: the README Deployment\'s worker beats, and its exec probes jud
 });
 
 test('the usage shown in the README is the command\'s', async () => {
-  const { USAGE } = require('../dist/cli.js');
+  const { USAGE } = require('../dist/cli/cli.js');
   const shown = readme.blocks().filter((b) => b.marker === 'usage');
   assert.equal(shown.length, 1);
   assert.equal(shown[0].body, USAGE);

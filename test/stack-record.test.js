@@ -15,7 +15,7 @@ const { runScript, check } = require('./workers');
 
 const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
 const native = STRATEGY === 'native';
-const { loadStack } = require('../dist/stack');
+const { loadStack } = require('../dist/native/stack');
 const available = loadStack();
 const skip = !native ? 'the stack needs the native strategy (the worker pass checks the reason instead)'
   : 'unavailable' in available ? `no stack support here: ${available.unavailable}` : false;

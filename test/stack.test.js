@@ -1,5 +1,5 @@
 'use strict';
-// The stack capture addon (native/stack/) and its loader (src/stack.ts): a
+// The stack capture addon (native/stack/) and its loader (src/native/stack.ts): a
 // native thread reads the JavaScript stack of a thread that is stuck, through
 // a V8 interrupt, with a bounded wait. Every capture runs in a child process
 // (test/fixtures/stack/), so a crash is a failed assertion.
@@ -227,11 +227,11 @@ describe('stack prebuilds', { skip }, () => {
   });
 });
 
-describe('stack loader (dist/stack.js)', { skip }, () => {
+describe('stack loader (dist/native/stack.js)', { skip }, () => {
   /** Runs loadStack() in a child, from a package root, and returns what it gave. */
   function load(root, { env = {}, before = '' } = {}) {
     const script = `${before}
-      const { loadStack } = require(${JSON.stringify(path.join(root, 'dist', 'stack.js'))});
+      const { loadStack } = require(${JSON.stringify(path.join(root, 'dist', 'native', 'stack.js'))});
       const first = loadStack();
       const same = loadStack() === first;
       const out = { same, file: first.file, unavailable: first.unavailable };
@@ -246,12 +246,12 @@ describe('stack loader (dist/stack.js)', { skip }, () => {
     return JSON.parse(result.stdout);
   }
 
-  /** A package root in a temporary folder holding dist/stack.js and the given files. */
+  /** A package root in a temporary folder holding dist/native/stack.js and the given files. */
   function fakeRoot(t, files) {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-stack-'));
     t.after(() => fs.rmSync(root, { recursive: true, force: true }));
-    fs.mkdirSync(path.join(root, 'dist'));
-    fs.copyFileSync(path.join(ROOT, 'dist', 'stack.js'), path.join(root, 'dist', 'stack.js'));
+    fs.mkdirSync(path.join(root, 'dist', 'native'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'dist', 'native', 'stack.js'), path.join(root, 'dist', 'native', 'stack.js'));
     for (const [rel, source] of Object.entries(files)) {
       fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
       if (Buffer.isBuffer(source)) fs.writeFileSync(path.join(root, rel), source);

@@ -59,11 +59,11 @@ function timeIntervalCallbacks() {
 
 /**
  * The native answer() call alone, warm, in a tight loop. Reaches into the
- * package's loader (dist/native.js), so it reports null if that changes.
+ * package's loader (dist/native/loader.js), so it reports null if that changes.
  */
 function warmAnswerNs(calls = 1e6) {
   try {
-    const { loadNative } = require(path.join(PKG, 'dist', 'native.js'));
+    const { loadNative } = require(path.join(PKG, 'dist', 'native', 'loader.js'));
     const handle = new (loadNative().PulseHandle)('/nonexistent/never-started', 3600, 3600, '');
     for (let i = 0; i < 1e5; i++) handle.answer();
     const t = process.hrtime.bigint();

@@ -3,7 +3,7 @@
 // native thread captures its stack `repeat` times, `gapMs` apart. Prints the
 // capture records as JSON.
 const path = require('node:path');
-const { loadStack } = require(path.join(__dirname, '..', '..', 'dist', 'stack.js'));
+const { loadStack } = require(path.join(__dirname, '..', '..', 'dist', 'native', 'stack.js'));
 
 const [repeat, gapMs, depth] = process.argv.slice(2).map(Number);
 const stack = loadStack();

@@ -19,8 +19,8 @@ function cliEntry() {
   } catch {
     // no package.json bin: fall through
   }
-  if (!fs.existsSync(path.join(PKG, 'dist', 'cli.js'))) return null;
-  return bin && fs.existsSync(bin) ? bin : path.join(PKG, 'dist', 'cli.js');
+  if (!fs.existsSync(path.join(PKG, 'dist', 'cli', 'cli.js'))) return null;
+  return bin && fs.existsSync(bin) ? bin : path.join(PKG, 'dist', 'cli', 'cli.js');
 }
 
 async function cli(ctx) {
@@ -34,8 +34,8 @@ async function cli(ctx) {
   });
   const CLI = cliEntry();
   if (!CLI) {
-    ctx.log('6. check CLI: pending (dist/cli.js is not built on this branch)');
-    return { rows: [row({ native: 'pending' }, 'pending', 'dist/cli.js does not exist yet')], data: { pending: true } };
+    ctx.log('6. check CLI: pending (dist/cli/cli.js is not built on this branch)');
+    return { rows: [row({ native: 'pending' }, 'pending', 'dist/cli/cli.js does not exist yet')], data: { pending: true } };
   }
   const rounds = ctx.quick ? 5 : 20;
   const dir = tempDir('cli');

@@ -32,13 +32,13 @@ gcc -shared -fPIC -O1 -Wall -Werror "$here/tsan_close.c" -o "$work/tsan_close.so
 SIGNATURES='ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer'
 FIXTURES=(busy.js blocked.js worker-stuck.js terminate.js)
 
-# package <variant> <flags...>: a scratch package root with dist/stack.js, the
+# package <variant> <flags...>: a scratch package root with dist/native/stack.js, the
 # fixtures and the instrumented addon as its local build; prints the root.
 package() {
   local variant="$1"; shift
   local pkg="$work/$variant"
-  mkdir -p "$pkg/dist" "$pkg/build/Release" "$pkg/test/fixtures/stack"
-  cp dist/stack.js "$pkg/dist/"
+  mkdir -p "$pkg/dist/native" "$pkg/build/Release" "$pkg/test/fixtures/stack"
+  cp dist/native/stack.js "$pkg/dist/native/"
   cp test/fixtures/stack/*.js "$pkg/test/fixtures/stack/"
   g++ -std=c++17 -fPIC -pthread -shared -g -O1 -fno-omit-frame-pointer -fno-rtti -fno-exceptions \
     -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter -Wno-cast-function-type -Werror \

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
-import type { LogStalls } from './diagnosis';
+import type { LogStalls } from '../diagnosis/diagnosis';
 import type { HealthCheck } from './health';
 import { expandTemplate, isTemplated } from './template';
 

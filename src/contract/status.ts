@@ -3,8 +3,8 @@ import { threadId } from 'node:worker_threads';
 import type { ResolvedOptions } from './options';
 import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
-import type { LastStall, StallDiagnosis } from './stall-text';
-import type { FileOpName } from './native';
+import type { LastStall, StallDiagnosis } from '../diagnosis/stall-text';
+import type { FileOpName } from '../native/loader';
 
 export interface PulseLastError {
   /**

@@ -2,7 +2,7 @@
 // strategies use, the worker strategy's kernel view of the stuck thread (the
 // twin of native/diagnose.cc), and the `previous` record kept across restarts.
 import * as fs from 'node:fs';
-import { pulseError, show } from './errors';
+import { pulseError, show } from '../contract/errors';
 import type { ActiveLabel, PreviousRun, StackFrame, ThreadView } from './stall-text';
 import { SYSCALL_NAMES } from './syscalls';
 

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FILE_OPS, type FileOpName } from './native';
+import { FILE_OPS, type FileOpName } from '../native/loader';
 
 /** errno 0 means success; `op` indexes FILE_OPS, as the addon reports it. */
 export interface FileResult {

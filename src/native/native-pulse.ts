@@ -1,79 +1,14 @@
+// The native strategy's facade: a Pulse whose heartbeat is the addon's OS
+// thread (native/heartbeat.cc), answered by an unref'd timer on this loop.
 import * as os from 'node:os';
-import { threadId } from 'node:worker_threads';
-import { checkLabel, logMode, previousField, previousRun, syscallTable, type PreviousRun } from './diagnosis';
-import { pulseError, show } from './errors';
+import { logMode, previousRun, syscallTable } from '../diagnosis/diagnosis';
+import { pulseError } from '../contract/errors';
+import { HealthCheckRunner } from '../contract/health';
+import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
+import { activePulses, runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from '../contract/pulse';
+import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from '../contract/status';
+import { FILE_OPS, type NativeBinding, type NativeHandle } from './loader';
 import { loadStack } from './stack';
-import { HealthCheckRunner } from './health';
-import { FILE_OPS, type NativeBinding, type NativeHandle } from './native';
-import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from './options';
-import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from './status';
-
-/** A running heartbeat. Returned by start(). */
-export interface Pulse {
-  readonly file: string;
-  /** A snapshot of the heartbeat's state. */
-  status(): PulseStatus;
-  /** Idempotent; returns after the heartbeat thread has exited. */
-  stop(): void;
-  /**
-   * Runs `fn` (sync or async) and returns what it returns; until it returns or
-   * settles, `label` is listed in `active` by a stall's diagnosis.
-   */
-  track<T>(label: string, fn: () => T): T;
-  /**
-   * A known long synchronous step follows: silence up to `seconds` from now
-   * withholds no beat, and the record says so. Silence past it is a stall.
-   */
-  expectStall(seconds: number, reason?: string): void;
-}
-
-/** track() for both strategies: `begin` lists the label, `end` drops it. */
-export function runTracked<T>(begin: (label: string) => number, end: (id: number) => void, label: unknown, fn: unknown): T {
-  const text = checkLabel(label);
-  if (typeof fn !== 'function') {
-    throw pulseError(TypeError, 'ERR_PULSE_INVALID_ARGUMENT', `track(label, fn): fn must be a function, got ${show(fn)}`, {
-      argument: 'fn',
-      value: fn,
-    });
-  }
-  const id = begin(text);
-  let result: T;
-  try {
-    result = (fn as () => T)();
-  } catch (error) {
-    end(id);
-    throw error;
-  }
-  const then = (result as { then?: unknown } | null)?.then;
-  if (typeof then === 'function') {
-    // The caller gets fn's own promise; this side chain only ends the label.
-    const done = () => end(id);
-    then.call(result, done, done);
-  } else {
-    end(id);
-  }
-  return result;
-}
-
-// Pulses keep themselves reachable until stopped: a start() whose result is
-// dropped must keep beating, not be collected.
-const active = new Set<Pulse>();
-
-/** The JSON members every record of this pulse carries (no env, no secrets). */
-export function staticRecordFields(options: ResolvedOptions, strategy: string, startedAt: Date, previous: PreviousRun | null): string {
-  const fields = {
-    pid: process.pid,
-    threadId,
-    hostname: os.hostname(),
-    startedAt: startedAt.toISOString(),
-    file: options.file,
-    interval: options.interval,
-    maxStall: Number.isFinite(options.maxStall) ? options.maxStall : 'inf',
-    strategy,
-  };
-  const previousMember = previousField(previous);
-  return JSON.stringify(fields).slice(1, -1) + (previousMember ? `,${previousMember}` : '');
-}
 
 export class NativePulse implements Pulse {
   readonly file: string;
@@ -126,7 +61,7 @@ export class NativePulse implements Pulse {
       this.#health = new HealthCheckRunner(options.healthCheck, options.healthCheckTimeout, options.interval,
         (message, fields) => handle.veto(message, fields));
     }
-    active.add(this);
+    trackPulse(this);
     hookExit();
   }
 
@@ -173,7 +108,7 @@ export class NativePulse implements Pulse {
     this.#ping = undefined;
     this.#health?.stop();
     this.#handle.stop(this.#options.removeOnStop);
-    active.delete(this);
+    untrackPulse(this);
   }
 }
 
@@ -185,19 +120,7 @@ function hookExit(): void {
   if (exitHooked) return;
   exitHooked = true;
   process.on('exit', () => {
-    for (const pulse of active) if (pulse instanceof NativePulse) pulse.stop();
+    for (const pulse of activePulses()) if (pulse instanceof NativePulse) pulse.stop();
   });
 }
 
-export function trackPulse(pulse: Pulse): void {
-  active.add(pulse);
-}
-
-export function untrackPulse(pulse: Pulse): void {
-  active.delete(pulse);
-}
-
-/** Pulses started in this environment and not yet stopped. */
-export function activePulses(): readonly Pulse[] {
-  return [...active];
-}

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { pulseError } from './errors';
+import { pulseError } from '../contract/errors';
 
 /** The addon's per-pulse handle (native/addon.cc). */
 export interface NativeHandle {
@@ -50,7 +50,7 @@ export interface NativeBinding {
 }
 
 /** Package root: the folder holding binding.gyp and prebuilds/. */
-export const PACKAGE_ROOT = path.join(__dirname, '..');
+export const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 /**
  * Test hook, not a setting: load the addon from this folder instead of the

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Phase, Slot } from './claims';
-import * as D from './diagnosis';
+import * as D from '../diagnosis/diagnosis';
 import { inspectTarget, keptMtimeMs, touch, writeRecord, type FileResult } from './pulse-file';
-import { iso, jsonEscape, record, seconds, type RecordState } from './record';
+import { iso, jsonEscape, record, seconds, type RecordState } from '../contract/record';
 import * as S from './worker-state';
 
 const config = workerData as S.HeartbeatConfig;

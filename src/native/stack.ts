@@ -29,8 +29,8 @@ export interface StackBinding {
 
 export type StackLoad = { attach(): [bigint, bigint]; file: string; binding: StackBinding } | { unavailable: string };
 
-/** Package root: the folder holding build/ and prebuilds/ (as in native.ts). */
-const PACKAGE_ROOT = path.join(__dirname, '..');
+/** Package root: the folder holding build/ and prebuilds/ (as in loader.ts). */
+const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
 /** The ABI a local build was compiled for, from its node_register_module_v<N> symbol. */
 function builtAbi(file: string): string | undefined {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { activeLine, frameLine, threadLine, type ActiveLabel, type StackFrame, type ThreadView } from './stall-text';
+import { activeLine, frameLine, threadLine, type ActiveLabel, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
 
 // The probe side of the file: how old it is and what its record says. Loaded by
 // the CLI, so it needs nothing but node:fs and node:os (never the addon).

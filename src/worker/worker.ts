@@ -5,15 +5,15 @@
 import * as path from 'node:path';
 import { isMainThread, MessageChannel, receiveMessageOnPort, threadId, Worker, type MessagePort } from 'node:worker_threads';
 import { claim, type Slot } from './claims';
-import { currentTid, logMode, previousRun } from './diagnosis';
-import { pulseError } from './errors';
-import { HealthCheckRunner } from './health';
-import { FILE_OPS } from './native';
-import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from './options';
+import { currentTid, logMode, previousRun } from '../diagnosis/diagnosis';
+import { pulseError } from '../contract/errors';
+import { HealthCheckRunner } from '../contract/health';
+import { FILE_OPS } from '../native/loader';
+import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
 import * as pulseFile from './pulse-file';
-import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from './pulse';
-import { iso, record } from './record';
-import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from './status';
+import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from '../contract/pulse';
+import { iso, record } from '../contract/record';
+import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
 import * as S from './worker-state';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from './options';
-import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from './stall-text';
+import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from '../contract/options';
+import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
 import { probe, seconds, type ProbeResult, type PulseRecord } from './probe';
-import { isTemplated, templateToGlob } from './template';
+import { isTemplated, templateToGlob } from '../contract/template';
 
 // `celery-pulse-native check|status`: a probe runs it every few seconds, so it
 // loads only options (env parsing) and the probe, never the addon or the index.
