@@ -177,6 +177,12 @@ scenario('withholds beats while stuck, says why in the record, recovers', (rt, s
   assert.equal(out.stuckEnd, out.stuckAt, 'a beat while the loop was stuck');
   assert.equal(out.during.state, 'stalled');
   assert.match(out.during.message, /stalled since .* beats withheld/);
+  // The diagnosis: no stack here (no stack binary for these runtimes, or the
+  // worker strategy), with the reason; the thread seen busy on the CPU.
+  assert.equal(out.during.stack, null, JSON.stringify(out.during.stack));
+  assert.match(out.during.stackUnavailable, /no stack support|"worker" strategy/);
+  assert.equal(out.during.thread.state, 'running', JSON.stringify(out.during.thread));
+  assert.ok(Array.isArray(out.during.active));
   assert.ok(out.withheld > 0, 'no withheld deadline counted');
   assert.equal(out.after.state, 'running');
   assert.match(out.after.message, /answering again/);
