@@ -20,9 +20,16 @@ async function producer(t, url) {
   const queue = new Queue('reports', { connection: connections[0] });
   const events = new QueueEvents('reports', { connection: connections[1] });
   let closed = false;
-  // On a failure too: a client left retrying would hold the test process open.
-  t.after(() => {
-    if (!closed) for (const c of connections) c.disconnect();
+  // On a failure too: a client left retrying (BullMQ's own duplicated
+  // connections included) would hold the test process open. close() may wait
+  // on a Redis that is already gone, so it gets a bounded time, then every
+  // connection is dropped.
+  t.after(async () => {
+    if (closed) return;
+    closed = true;
+    await Promise.race([Promise.allSettled([events.close(), queue.close()]), sleep(3000)]);
+    await Promise.allSettled([events.disconnect(), queue.disconnect()]);
+    for (const c of connections) c.disconnect();
   });
   await events.waitUntilReady();
   await queue.waitUntilReady();
@@ -35,6 +42,7 @@ async function producer(t, url) {
     events,
     /** Before Redis stops: BullMQ connections retry forever otherwise. */
     async close() {
+      if (closed) return;
       closed = true;
       await events.close();
       await queue.close();
