@@ -84,8 +84,10 @@ setTimeout(() => { console.log('blocking'); runQueue(); setTimeout(() => p.stop(
   const status = cli(['status', '--file', health, '--max-age', '0.4']);
   assert.ok(status.stdout.includes(`stack ${' '.repeat(7)}${top}\n`), status.stdout);
   assert.match(status.stdout, /^stack at +\S+Z \(/m);
+  // Once the last beat is older than the probe's max age (the block lasts 4 s):
+  await waitFor(() => Date.now() - fs.statSync(health).mtimeMs > 600, 3000);
   const line = check(['--file', health], 0.4);
-  assert.equal(line.status, 1);
+  assert.equal(line.status, 1, line.stdout);
   assert.ok(line.stdout.includes(`loop silent for`) && line.stdout.includes(` in crunch (${file}:${r.stack[0].line}:`), line.stdout);
   assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output().stderr);
 });
