@@ -1,13 +1,14 @@
 /*
- * Test-only stand-in for GNU libstdc++.so.6 on musl, just enough to start the
+ * Test-only stand-in for GNU libstdc++.so.6 on musl, just enough to run the
  * musl build of Bun here (Debian has musl's loader and libc but no musl
- * libstdc++). It defines the 43 libstdc++ symbols that binary imports, with
- * the same ABI: the red-black tree and list node helpers behind std::map and
- * std::list, the hash table's bucket policy, std::condition_variable, the
- * steady clock, std::call_once's hooks, static-local guards and thread_local
- * destructors. Exceptions are never thrown: the __throw_* helpers print and
- * abort, as a -fno-exceptions build does. It is never shipped; the musl
- * smoke test (test/runtimes/musl-smoke.sh) builds it with zig.
+ * libstdc++). It defines the 39 libstdc++ symbols that binary imports (and
+ * __cxa_guard_abort, which goes with the guards), with the same ABI: the
+ * red-black tree and list node helpers behind std::map and std::list, the
+ * hash table's bucket policy, std::condition_variable, the steady clock,
+ * std::call_once's hooks, static-local guards, thread_local destructors and
+ * the class type_info vtables. Exceptions are never thrown: the __throw_*
+ * helpers print and abort, as a -fno-exceptions build does. Never shipped;
+ * test/runtimes/run.sh builds it with zig for the musl rows.
  */
 #include <pthread.h>
 #include <stdarg.h>
