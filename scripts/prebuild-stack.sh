@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the per-ABI stack capture addon (native/stack/) for every supported
 # Node major on linux-x64 and linux-arm64, against each version's own headers,
-# into prebuilds/<platform>-<arch>/stack-abi<N>.glibc.node (N = that Node's
+# into prebuilds/<platform>-<arch>/stack/stack-abi<N>.glibc.node (N = that Node's
 # process.versions.modules). The libc tag is what keeps node-gyp-build, which
 # loads the core from the same folder and takes any .node file whose tags
 # match, from ever taking one of these for the core (on musl it would).
@@ -58,11 +58,11 @@ fi
 
 BUILD=$CACHE/stack-build
 for arch in "${ARCHES[@]}"; do
-  mkdir -p "prebuilds/linux-$arch"
+  mkdir -p "prebuilds/linux-$arch/stack"
   for major in "${MAJORS[@]}"; do
     dir=$(node_package "node-linux-$arch" "$major")
     abi=$(abi_of "$dir")
-    out="prebuilds/linux-$arch/stack-abi$abi.glibc.node"
+    out="prebuilds/linux-$arch/stack/stack-abi$abi.glibc.node"
     # node-gyp builds in <dir>/build, and the core's build/ must stay
     # untouched (node-gyp-build would load whatever .node it finds there), so
     # the build runs in a copy of the sources with the tree's layout.

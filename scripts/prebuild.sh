@@ -86,7 +86,7 @@ grep -A4 '^native/' .cache/prebuild/musl.log || true
 if [ "${PREBUILD_STACK:-1}" != 0 ]; then scripts/prebuild-stack.sh; fi
 
 echo "prebuild: sources $(node scripts/digest.js)"
-for f in prebuilds/*/*.node; do
+for f in prebuilds/*/*.node prebuilds/*/stack/*.node; do
   printf 'prebuild: %-54s %7d bytes\n' "$f" "$(stat -c %s "$f")"
 done
 echo "prebuild: took $((SECONDS - started)) s"

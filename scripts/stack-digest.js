@@ -3,7 +3,7 @@
 // from: every file in native/stack/ plus native/glibc_floor.h, which it
 // includes. native/stack/binding.gyp bakes it into each binary as
 // `sourceDigest`; test/stack.test.js compares every committed
-// prebuilds/*/stack-abi*.glibc.node with the tree, so a stale one fails.
+// prebuilds/*/stack/stack-abi*.glibc.node with the tree, so a stale one fails.
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');

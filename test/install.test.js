@@ -72,7 +72,7 @@ function install(name, tarball, extraEnv = {}) {
 
 test('npm pack ships only what users need', { skip, timeout: 300000 }, () => {
   const { files } = pack();
-  const unexpected = files.filter((f) => !/^(dist\/([^/]+\/)?[^/]+\.(js|d\.ts)|bin\/[^/]+\.js|native\/[^/]+\.(cc|h)|native\/stack\/[^/]+\.(cc|h|gyp)|prebuilds\/linux-(x64|arm64)\/(celery-pulse-native\.(glibc|musl)|stack-abi\d+\.glibc)\.node|binding\.gyp|scripts\/(stack-)?digest\.js|package\.json|README\.md|LICENSE)$/.test(f));
+  const unexpected = files.filter((f) => !/^(dist\/([^/]+\/)?[^/]+\.(js|d\.ts)|bin\/[^/]+\.js|native\/[^/]+\.(cc|h)|native\/stack\/[^/]+\.(cc|h|gyp)|prebuilds\/linux-(x64|arm64)\/(celery-pulse-native\.(glibc|musl)|stack\/stack-abi\d+\.glibc)\.node|binding\.gyp|scripts\/(stack-)?digest\.js|package\.json|README\.md|LICENSE)$/.test(f));
   assert.deepEqual(unexpected, [], 'files in the tarball that users do not need');
   for (const needed of ['dist/index.js', 'binding.gyp', 'scripts/digest.js', 'native/addon.cc',
     'prebuilds/linux-x64/celery-pulse-native.glibc.node', 'prebuilds/linux-arm64/celery-pulse-native.glibc.node',

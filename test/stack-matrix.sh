@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs test/stack.test.js on every supported Node ABI against the committed
-# stack binaries (prebuilds/*/stack-abi<N>.glibc.node; PREBUILDS_ONLY=1).
+# stack binaries (prebuilds/*/stack/stack-abi<N>.glibc.node; PREBUILDS_ONLY=1).
 #
 #   test/stack-matrix.sh [row ...]   default: node22 node24 node26 arm64
 #

@@ -21,7 +21,7 @@ const SLOW = process.env.PULSE_MATRIX_LAUNCHER ? 5 : 1;
 const skip = process.env.PULSE_TEST_STRATEGY === 'worker' ? 'does not depend on the strategy: runs in the native pass' : false;
 const ABIS = { 20: 115, 22: 127, 24: 137, 26: 147 };
 const EXPECTED = ['linux-arm64', 'linux-x64'].flatMap((dir) =>
-  Object.values(ABIS).map((abi) => `${dir}/stack-abi${abi}.glibc.node`));
+  Object.values(ABIS).map((abi) => `${dir}/stack/stack-abi${abi}.glibc.node`));
 
 /** Runs a fixture in a child with a hard timeout; resolves {status, signal, stdout, stderr, json}. */
 function runFixture(name, args = [], timeoutMs = 30000) {
@@ -166,8 +166,8 @@ describe('stack capture', { skip, concurrency: true }, () => {
 describe('stack prebuilds', { skip }, () => {
   test('prebuilds/ holds a stack binary for each Node ABI on linux-x64 and linux-arm64', () => {
     const found = ['linux-arm64', 'linux-x64'].flatMap((dir) =>
-      fs.readdirSync(path.join(ROOT, 'prebuilds', dir)).filter((n) => n.startsWith('stack-')).sort()
-        .map((n) => `${dir}/${n}`));
+      fs.readdirSync(path.join(ROOT, 'prebuilds', dir, 'stack')).sort()
+        .map((n) => `${dir}/stack/${n}`));
     assert.deepEqual(found, EXPECTED);
   });
 
@@ -206,7 +206,7 @@ describe('stack prebuilds', { skip }, () => {
 
   test('the binary for this Node loads and reports the current sources', (t) => {
     const target = `${process.platform}-${process.arch}`;
-    const file = path.join(ROOT, 'prebuilds', target, `stack-abi${process.versions.modules}.glibc.node`);
+    const file = path.join(ROOT, 'prebuilds', target, 'stack', `stack-abi${process.versions.modules}.glibc.node`);
     if (!fs.existsSync(file)) return t.skip(`no stack prebuild for ${target} ABI ${process.versions.modules}`);
     const binding = require(file);
     assert.equal(binding.sourceDigest, stackSourceDigest(ROOT));
@@ -216,7 +216,7 @@ describe('stack prebuilds', { skip }, () => {
   });
 
   test('the test exports refuse bad arguments with a coded error naming the argument and value', () => {
-    const file = path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, `stack-abi${process.versions.modules}.glibc.node`);
+    const file = path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'stack', `stack-abi${process.versions.modules}.glibc.node`);
     if (!fs.existsSync(file)) return;
     const binding = require(file);
     assert.throws(() => binding._captureLater(1, 2n, 0, 0, 1, 0, false),
@@ -262,8 +262,8 @@ describe('stack loader (dist/native/stack.js)', { skip }, () => {
 
   const target = `${process.platform}-${process.arch}`;
   const abi = process.versions.modules;
-  const own = path.join(ROOT, 'prebuilds', target, `stack-abi${abi}.glibc.node`);
-  const other = path.join(ROOT, 'prebuilds', target, `stack-abi${abi === '115' ? '147' : '115'}.glibc.node`);
+  const own = path.join(ROOT, 'prebuilds', target, 'stack', `stack-abi${abi}.glibc.node`);
+  const other = path.join(ROOT, 'prebuilds', target, 'stack', `stack-abi${abi === '115' ? '147' : '115'}.glibc.node`);
   const ready = fs.existsSync(own) && fs.existsSync(other) ? false : `no stack prebuilds for ${target}`;
 
   test('loads the prebuild for this Node once per environment; attach() gives two BigInts', { skip: ready }, () => {
@@ -294,7 +294,7 @@ describe('stack loader (dist/native/stack.js)', { skip }, () => {
   });
 
   test('a binary that fails to load: unavailable with the error text, never a throw', (t) => {
-    const root = fakeRoot(t, { [`prebuilds/${target}/stack-abi${abi}.glibc.node`]: Buffer.from('not an ELF file') });
+    const root = fakeRoot(t, { [`prebuilds/${target}/stack/stack-abi${abi}.glibc.node`]: Buffer.from('not an ELF file') });
     const out = load(root);
     assert.match(out.unavailable, /^the stack addon could not be loaded: .*(invalid ELF header|file too short)/);
   });
@@ -302,10 +302,10 @@ describe('stack loader (dist/native/stack.js)', { skip }, () => {
   test('a local build of this ABI comes first; PREBUILDS_ONLY=1 and a build for another ABI are skipped', { skip: ready }, (t) => {
     const root = fakeRoot(t, {
       'build/Release/pulse_stack.node': own,
-      [`prebuilds/${target}/stack-abi${abi}.glibc.node`]: own,
+      [`prebuilds/${target}/stack/stack-abi${abi}.glibc.node`]: own,
     });
     const local = path.join(root, 'build', 'Release', 'pulse_stack.node');
-    const prebuild = path.join(root, 'prebuilds', target, `stack-abi${abi}.glibc.node`);
+    const prebuild = path.join(root, 'prebuilds', target, 'stack', `stack-abi${abi}.glibc.node`);
     assert.equal(load(root).file, local);
     assert.equal(load(root, { env: { PREBUILDS_ONLY: '1' } }).file, prebuild);
     fs.copyFileSync(other, local);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
  * Loader for the stack capture addon (native/stack/): the piece that reads
  * the JavaScript stack of a stuck thread. It uses V8's own API, so there is
  * one binary per Node ABI and libc,
- * prebuilds/<platform>-<arch>/stack-abi<N>.<glibc|musl>.node, beside the
+ * prebuilds/<platform>-<arch>/stack/stack-abi<N>.<glibc|musl>.node, in a folder of
  * Node-API core. (The libc tag also keeps node-gyp-build, which loads the core
  * from the same folder, from ever taking one of these for the core.) A Node with no binary for its ABI gets a reason
  * instead of an error: a stall is then reported without a stack.
@@ -60,7 +60,7 @@ function locate(): { file: string } | { unavailable: string } {
   }
   const target = `${process.platform}-${process.arch}`;
   const lib = libc();
-  const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', target, `stack-abi${abi}.${lib}.node`);
+  const prebuild = path.join(PACKAGE_ROOT, 'prebuilds', target, 'stack', `stack-abi${abi}.${lib}.node`);
   if (fs.existsSync(prebuild)) return { file: prebuild };
   const on = lib === 'musl' ? `${target} (musl)` : target;
   return { unavailable: `no stack support built for Node ${process.version} (ABI ${abi}) on ${on}` };
