@@ -181,7 +181,10 @@ scenario('withholds beats while stuck, says why in the record, recovers', (rt, s
   // worker strategy), with the reason; the thread seen busy on the CPU.
   assert.equal(out.during.stack, null, JSON.stringify(out.during.stack));
   assert.match(out.during.stackUnavailable, /no stack support|"worker" strategy/);
-  assert.equal(out.during.thread.state, 'running', JSON.stringify(out.during.thread));
+  // Deno lets JavaScript read /proc only with --allow-all: there the worker
+  // strategy's view is unknown (all null); the addon reads it natively.
+  const procHidden = rt.deno && strategy === 'worker';
+  assert.equal(out.during.thread.state, procHidden ? null : 'running', JSON.stringify(out.during.thread));
   assert.ok(Array.isArray(out.during.active));
   assert.ok(out.withheld > 0, 'no withheld deadline counted');
   assert.equal(out.after.state, 'running');
