@@ -12,6 +12,11 @@ function sourceDigest(root = path.join(__dirname, '..')) {
     .filter((name) => /\.(cc|h)$/.test(name))
     .sort()
     .map((name) => `native/${name}`)];
+  return digestOf(root, files);
+}
+
+/** sha256 of the files' names and texts, the first 32 hex digits. */
+function digestOf(root, files) {
   const hash = crypto.createHash('sha256');
   for (const file of files) {
     // Line endings are normalised so a checkout with CRLF digests the same.
@@ -21,5 +26,5 @@ function sourceDigest(root = path.join(__dirname, '..')) {
   return hash.digest('hex').slice(0, 32);
 }
 
-module.exports = { sourceDigest };
+module.exports = { sourceDigest, digestOf };
 if (require.main === module) process.stdout.write(sourceDigest());

@@ -17,6 +17,7 @@
 # node-gyp never downloads anything: --nodedir points at the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/npm-unpack.sh  # npm_unpack
 ROOT=$PWD
 CACHE=$ROOT/.cache
 MAJORS=(${STACK_MAJORS:-20 22 24 26})
@@ -26,12 +27,7 @@ ARCHES=(${STACK_ARCHES:-x64 arm64})
 node_package() {
   local dir="$CACHE/node/$1-$2"
   if [ ! -x "$dir/bin/node" ] || [ ! -f "$dir/include/node/node.h" ]; then
-    local tmp tgz
-    tmp=$(mktemp -d)
-    tgz=$(cd "$tmp" && npm pack --silent "$1@$2" | tail -n 1)
-    mkdir -p "$dir"
-    tar xzf "$tmp/$tgz" -C "$dir" --strip-components=1 package/bin/node package/include/node
-    rm -rf "$tmp"
+    npm_unpack "$1@$2" "$dir" 1 package/bin/node package/include/node
   fi
   echo "$dir"
 }
@@ -71,7 +67,7 @@ for arch in "${ARCHES[@]}"; do
     mkdir -p "$work/native/stack" "$work/scripts"
     cp native/glibc_floor.h "$work/native/"
     cp native/stack/* "$work/native/stack/"
-    cp scripts/stack-digest.js "$work/scripts/"
+    cp scripts/stack-digest.js scripts/digest.js "$work/scripts/"
     env_args=()
     strip=strip
     if [ "$arch" = arm64 ]; then

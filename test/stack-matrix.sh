@@ -23,19 +23,8 @@ ARM64_SYSROOT=/usr/aarch64-linux-gnu
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(node22 node24 node26 arm64)
 
-# node_binary <package> <major>: path of bin/node from the npm package, cached.
-node_binary() {
-  local dir="$CACHE/node/$1-$2"
-  if [ ! -x "$dir/bin/node" ]; then
-    local tmp tgz
-    tmp=$(mktemp -d)
-    tgz=$(cd "$tmp" && npm pack --silent "$1@$2" | tail -n 1)
-    mkdir -p "$dir"
-    tar xzf "$tmp/$tgz" -C "$dir" --strip-components=1 package/bin/node
-    rm -rf "$tmp"
-  fi
-  echo "$dir/bin/node"
-}
+# node_binary and npm_unpack
+. scripts/npm-unpack.sh
 
 # qemu_launcher <major>: an executable `node` that runs the arm64 node under qemu.
 qemu_launcher() {

