@@ -4,8 +4,9 @@
 // heartbeat a user would otherwise write, each printed against its target.
 // Writes bench/results/latest.{json,md} and timeline.svg (a partial run, with
 // --only or --quick, writes to bench/results/tmp/ instead).
-// A full run also refreshes the README's results, between its
-// <!-- bench:results --> markers. --render redoes the outputs from
+// A full run also refreshes the results in docs/benchmarks.md, between its
+// <!-- bench:results --> markers, and the README's five-row summary, between
+// its <!-- bench:summary --> markers. --render redoes the outputs from
 // bench/results/latest.json without measuring.
 //   node bench/run.js [--quick] [--only=1,3,5] [--render]
 const fs = require('node:fs');
@@ -104,14 +105,52 @@ async function main() {
   writeOutputs(summary, outDir, !partial);
   console.log('\n' + consoleTable(rows));
   console.log(`\nwrote ${path.relative(process.cwd(), outDir) || '.'}/latest.{json,md}${data.punctuality ? ', timeline.svg' : ''}` +
-    `${partial ? '' : ', README.md results'} in ${durationS.toFixed(0)} s`);
+    `${partial ? '' : ', docs/benchmarks.md results, README.md summary'} in ${durationS.toFixed(0)} s`);
 }
 
-const README = path.join(PKG, 'README.md');
+const RESULTS_PAGE = path.join(PKG, 'docs', 'benchmarks.md');
 const MARK_START = '<!-- bench:results:start -->';
 const MARK_END = '<!-- bench:results:end -->';
+const README = path.join(PKG, 'README.md');
+const SUMMARY_START = '<!-- bench:summary:start -->';
+const SUMMARY_END = '<!-- bench:summary:end -->';
+// The README's five rows: [label shown (null: the measure's own), the measure, by its text].
+const SUMMARY_ROWS = [
+  [null, /^max gap between beats, loop blocked/],
+  [null, /^beats written while blocked/],
+  ['RSS added by start(), private (anonymous) part', /^… of which anonymous/],
+  ['file syscalls per healthy beat', /^file syscalls per healthy beat/],
+  ['main-thread CPU cost on 10⁶ setImmediate hops', /^A\/B .* setImmediate hops/],
+];
 
-/** latest.json, latest.md, timeline.svg; with `readme`, the README's results too. */
+/** The README's summary: five rows of the full table, with a link to it. */
+function summaryMarkdown(summary) {
+  const lines = [
+    `From \`npm run bench\` of ${summary.generatedAt.slice(0, 10)} (commit ${summary.machine.commit ?? '?'}; ` +
+      `the machine, every row and each MISS explained are in [docs/benchmarks.md](docs/benchmarks.md)):`,
+    '',
+    '| measure | native | setInterval + utimesSync | target | result |',
+    '|---|---|---|---|---|',
+  ];
+  for (const [label, pattern] of SUMMARY_ROWS) {
+    const row = summary.rows.find((r) => pattern.test(r.measure));
+    if (!row) continue;
+    const cell = (v) => String(v ?? '—').replace(/\|/g, '\\|');
+    lines.push(`| ${cell(label ?? row.measure)} | ${cell(row.cells.native)} | ${cell(row.cells.plain)} | ${cell(row.target)} | **${row.verdict}** |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Replaces what lies between two markers of a file, when it has both. */
+function replaceBetween(file, start, end, body) {
+  if (!fs.existsSync(file)) return;
+  const text = fs.readFileSync(file, 'utf8');
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) fs.writeFileSync(file, text.slice(0, a) + `${start}\n${body}${end}` + text.slice(b + end.length));
+}
+
+/** latest.json, latest.md, timeline.svg; with `readme`, docs/benchmarks.md's results and the README's summary too. */
 function writeOutputs(summary, outDir, readme) {
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(summary, null, 1) + '\n');
@@ -128,14 +167,9 @@ function writeOutputs(summary, outDir, readme) {
     });
     fs.writeFileSync(path.join(outDir, 'timeline.svg'), svg);
   }
-  if (readme && fs.existsSync(README)) {
-    const text = fs.readFileSync(README, 'utf8');
-    const a = text.indexOf(MARK_START);
-    const b = text.indexOf(MARK_END);
-    if (a >= 0 && b > a) {
-      const body = `${MARK_START}\n${md}\n![Beat timeline while the event loop is blocked](bench/results/timeline.svg)\n${MARK_END}`;
-      fs.writeFileSync(README, text.slice(0, a) + body + text.slice(b + MARK_END.length));
-    }
+  if (readme) {
+    replaceBetween(RESULTS_PAGE, MARK_START, MARK_END, `${md}\n![Beat timeline while the event loop is blocked](../bench/results/timeline.svg)\n`);
+    replaceBetween(README, SUMMARY_START, SUMMARY_END, summaryMarkdown(summary));
   }
 }
 

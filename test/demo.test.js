@@ -9,7 +9,7 @@ const readme = require('./readme');
 
 test('the demo runs by itself and exits 0 well within 15 s', async () => {
   const shown = readme.blocks().filter((b) => b.marker === 'demo');
-  assert.equal(shown.length, 1, 'the README shows the demo once');
+  assert.equal(shown.length, 1, 'README.md and docs/ show the demo once');
   assert.equal(shown[0].body, 'npm run demo\n');
   const result = await run(['sh', '-e', '-c', shown[0].body], { cwd: PKG, env: cleanEnv({ NO_COLOR: '1' }), timeout: 60000 });
   assertExit(result, 0);

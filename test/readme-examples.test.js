@@ -1,5 +1,6 @@
 'use strict';
-// The README's "Real workers" command blocks (marked `test: example`), run as
+// The example command blocks of README.md and docs/ (marked `test: example`,
+// in docs/integrations.md and docs/operations.md), run as
 // written in a sandbox: the first command starts the example, the rest is the
 // probe and must pass while it runs; SIGTERM then ends the example. /tmp and
 // /app map into the sandbox, the Redis URL to the test's Redis, and PORT to a
@@ -15,7 +16,7 @@ const readme = require('./readme');
 
 const blocks = readme.blocks().filter((b) => b.marker === 'example');
 
-/** `A=1 B='two' cmd arg` as { env, argv }; the README's commands need no more of sh than that. */
+/** `A=1 B='two' cmd arg` as { env, argv }; the documented commands need no more of sh than that. */
 function parseCommand(line) {
   const words = [...line.matchAll(/(?:[^\s'"]+|'[^']*'|"[^"]*")+/g)].map((m) => m[0].replace(/'([^']*)'|"([^"]*)"/g, '$1$2'));
   const env = {};
@@ -26,17 +27,17 @@ function parseCommand(line) {
   return { env, argv: words };
 }
 
-test('the README shows a probed command block for each real-worker example', () => {
+test('the documentation shows a probed command block for each real-worker example', () => {
   const shown = blocks.map((b) => b.body).join('\n');
   // demo.js and demo-worker.js are `npm run demo`, which demo.test.js runs.
   for (const example of fs.readdirSync(path.join(PKG, 'examples')).filter((f) => f.endsWith('.js') && !f.startsWith('demo'))) {
-    assert.ok(shown.includes(`node examples/${example}`), `no README example block runs examples/${example}`);
+    assert.ok(shown.includes(`node examples/${example}`), `no example block in README.md or docs/ runs examples/${example}`);
   }
 });
 
 for (const block of blocks) {
   const needsRedis = block.body.includes('redis://');
-  test(`README line ${block.line}: ${block.body.split('\n')[0].slice(0, 70)}`, { skip: needsRedis && REDIS_SKIP }, async (t) => {
+  test(`${block.where}: ${block.body.split('\n')[0].slice(0, 70)}`, { skip: needsRedis && REDIS_SKIP }, async (t) => {
     const box = sandbox(t);
     fs.symlinkSync(path.join(PKG, 'examples'), path.join(box.app, 'examples'), 'dir');
     let text = box.map(block.body.replace(/\\\n\s*/g, ''));
@@ -49,7 +50,7 @@ for (const block of blocks) {
     text = text.replace(/\bPORT=\d+/g, `PORT=${port}`);
     const [first, ...rest] = text.split('\n').filter((line) => line.trim() !== '');
     const { env, argv } = parseCommand(first);
-    assert.equal(argv[0], 'node', `README line ${block.line}: the first command starts node`);
+    assert.equal(argv[0], 'node', `${block.where}: the first command starts node`);
     const example = startChild([process.execPath, ...argv.slice(1)], { cwd: box.app, env: cleanEnv(env) });
     t.after(() => example.kill('SIGKILL'));
 
@@ -62,7 +63,7 @@ for (const block of blocks) {
       if (result.status === 0 || Date.now() > deadline) break;
       await sleep(250);
     }
-    assert.equal(result.status, 0, `README line ${block.line}: the probe failed\n${result.stdout}${result.stderr}\nexample: ${example.output}${example.errors}`);
+    assert.equal(result.status, 0, `${block.where}: the probe failed\n${result.stdout}${result.stderr}\nexample: ${example.output}${example.errors}`);
     assert.match(result.stdout, /^fresh: /m);
 
     example.kill('SIGTERM');

@@ -1,5 +1,6 @@
 'use strict';
-// The README's fenced blocks and the test markers that precede them:
+// The fenced blocks of the documentation (README.md and docs/*.md) and the
+// test markers that precede them:
 //   <!-- test: run -->            sh block run with `sh -e`, must exit 0
 //   <!-- test: run, exits 1 -->   the same, must exit 1
 //   <!-- test: dockerfile -->     ENV, WORKDIR, CMD and HEALTHCHECK are run
@@ -13,13 +14,38 @@ const path = require('node:path');
 const { PKG } = require('./helpers');
 
 const README = path.join(PKG, 'README.md');
+const DOCS = path.join(PKG, 'docs');
 
 function readmeText() {
   return fs.readFileSync(README, 'utf8');
 }
 
-/** Every fenced block: {lang, body, marker (text after "test:"), line}. */
-function blocks(text = readmeText()) {
+/** The pages whose blocks the tests run: README.md, then docs/*.md by name (paths relative to the package). */
+function docFiles() {
+  const pages = fs.existsSync(DOCS) ? fs.readdirSync(DOCS).filter((f) => f.endsWith('.md')).sort() : [];
+  return ['README.md', ...pages.map((f) => `docs/${f}`)];
+}
+
+/** Every page's text, one after the other. */
+function docsText() {
+  return docFiles().map((f) => fs.readFileSync(path.join(PKG, f), 'utf8')).join('\n');
+}
+
+/**
+ * Every fenced block: {lang, body, marker (text after "test:"), line, file,
+ * where ("docs/operations.md line 12")}. Without a text, of every page of
+ * docFiles(); with one, of that text only.
+ */
+function blocks(text) {
+  if (text === undefined) {
+    return docFiles().flatMap((file) =>
+      blocksOf(fs.readFileSync(path.join(PKG, file), 'utf8')).map((b) => ({ ...b, file, where: `${file} line ${b.line}` })),
+    );
+  }
+  return blocksOf(text).map((b) => ({ ...b, where: `line ${b.line}` }));
+}
+
+function blocksOf(text) {
   const found = [];
   const fence = /^```(\w*)[^\n]*\n([\s\S]*?)^```[ \t]*$/gm;
   let m;
@@ -106,4 +132,4 @@ function kubernetesParts(body) {
   return { commands, probes, env, workingDir: workingDir ? workingDir[1] : undefined };
 }
 
-module.exports = { README, readmeText, blocks, dockerInstructions, dockerEnv, dockerCommand, dockerHealthcheck, kubernetesParts };
+module.exports = { README, docFiles, docsText, readmeText, blocks, dockerInstructions, dockerEnv, dockerCommand, dockerHealthcheck, kubernetesParts };

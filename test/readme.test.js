@@ -1,6 +1,6 @@
 'use strict';
-// The README's commands, run as written (test/readme.js describes the markers),
-// so the documentation cannot drift from the package. Docker and Kubernetes
+// The commands of README.md and docs/*.md, run as written (test/readme.js
+// describes the markers), so the documentation cannot drift from the package. Docker and Kubernetes
 // cannot run here: their worker command, environment and probe commands are
 // extracted and run in a sandbox where /app and /tmp stand for the container's.
 const test = require('node:test');
@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { sleep, assertExit } = require('./helpers');
+const { PKG, sleep, assertExit } = require('./helpers');
 const { sandbox, cleanEnv, run, startChild } = require('./sandbox');
 const readme = require('./readme');
 
@@ -38,43 +38,78 @@ function shape(line) {
     .trim();
 }
 
-test('every shell, Dockerfile and Kubernetes block in the README is run by a test', () => {
+test('every shell, Dockerfile and Kubernetes block in the README and docs/ is run by a test', () => {
   const unmarked = [];
   for (const block of readme.blocks()) {
     if (block.marker !== undefined) {
-      assert.ok(MARKERS.includes(block.marker), `README line ${block.line}: unknown marker "test: ${block.marker}"`);
+      assert.ok(MARKERS.includes(block.marker), `${block.where}: unknown marker "test: ${block.marker}"`);
       continue;
     }
     if (!RUNNABLE.has(block.lang)) continue;
     if (NOT_RUN.some(([pattern]) => pattern.test(block.body))) continue;
-    unmarked.push(`line ${block.line}: ${block.body.split('\n')[0]}`);
+    unmarked.push(`${block.where}: ${block.body.split('\n')[0]}`);
   }
-  assert.deepEqual(unmarked, [], 'mark these README blocks (see test/readme.js) so a test runs them');
+  assert.deepEqual(unmarked, [], 'mark these blocks (see test/readme.js) so a test runs them');
   const marked = readme.blocks().filter((b) => b.marker !== undefined);
-  for (const marker of MARKERS) assert.ok(marked.some((b) => b.marker === marker), `no README block marked "test: ${marker}"`);
+  for (const marker of MARKERS) assert.ok(marked.some((b) => b.marker === marker), `no block in README.md or docs/ marked "test: ${marker}"`);
 });
 
-test('the README shell sessions run and print what they show', async (t) => {
+test('an untagged shell, Dockerfile or YAML block is caught, and a tagged one is not', () => {
+  // The check above, on a page made up here: it must see what it exists to see.
+  const page = ['```sh', 'echo untagged', '```', '', '<!-- test: run -->', '```sh', 'echo tagged', '```', '', '```dockerfile', 'FROM scratch', '```', '', '```yaml', 'a: 1', '```', '', '```js', 'x()', '```', ''].join('\n');
+  const found = readme.blocks(page);
+  assert.deepEqual(found.map((b) => [b.lang, b.marker]), [['sh', undefined], ['sh', 'run'], ['dockerfile', undefined], ['yaml', undefined], ['js', undefined]]);
+  const untagged = found.filter((b) => b.marker === undefined && RUNNABLE.has(b.lang)).map((b) => b.lang);
+  assert.deepEqual(untagged, ['sh', 'dockerfile', 'yaml']);
+});
+
+test('the README is short and links every docs page; each page opens with its two-line summary', () => {
+  const text = readme.readmeText();
+  const lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+  assert.ok(lines <= 320, `README.md has ${lines} lines, more than 320: move the reference into docs/`);
+  const pages = readme.docFiles().slice(1);
+  for (const page of ['configuration', 'operations', 'diagnosis', 'integrations', 'platforms', 'internals', 'benchmarks', 'security']) {
+    assert.ok(pages.includes(`docs/${page}.md`), `docs/${page}.md is missing`);
+  }
+  for (const page of pages) {
+    assert.ok(text.includes(`](${page})`), `README.md does not link ${page}`);
+    const body = fs.readFileSync(path.join(PKG, page), 'utf8').split('\n');
+    assert.match(body[0], /^# \S/, `${page} starts with its title`);
+    assert.equal(body[1], '', `${page}: a blank line after the title`);
+    const summary = [];
+    for (let i = 2; i < body.length && body[i].trim() !== ''; i++) summary.push(body[i]);
+    assert.equal(summary.length, 2, `${page}: the paragraph under the title is ${summary.length} lines, not 2`);
+    assert.ok(summary.every((l) => !/^(#|```|<!--|[-*|] |\d+\. )/.test(l)), `${page}: the summary is a plain paragraph`);
+  }
+});
+
+test('docs/architecture.svg is what docs/architecture.js writes', () => {
+  const { render, OUT } = require('../docs/architecture.js');
+  assert.equal(fs.readFileSync(OUT, 'utf8'), render(), 'run node docs/architecture.js and commit docs/architecture.svg');
+  assert.match(fs.readFileSync(path.join(PKG, 'docs', 'internals.md'), 'utf8'), /\]\(architecture\.svg\)/, 'docs/internals.md shows the picture');
+});
+
+test('the shell sessions of the README and docs/ run and print what they show', async (t) => {
   const box = sandbox(t);
   const sessions = readme.blocks().filter((b) => b.marker === 'run' || b.marker === 'run, exits 1');
   for (const block of sessions) {
     const script = box.map(block.body);
     const result = await run(['sh', '-e', '-c', script], { cwd: box.app, env: cleanEnv(), timeout: 60000 });
     const expected = block.marker === 'run' ? 0 : 1;
-    assert.equal(result.status, expected, `README line ${block.line} exited ${result.status}, expected ${expected}\n${result.stdout}${result.stderr}`);
+    assert.equal(result.status, expected, `${block.where} exited ${result.status}, expected ${expected}\n${result.stdout}${result.stderr}`);
     // Full-line comments show output; each must appear, by shape.
     const printed = new Set(`${result.stdout}\n${result.stderr}`.split('\n').map(shape));
     for (const comment of script.split('\n').filter((line) => line.startsWith('# '))) {
       const line = comment.slice(2);
-      assert.ok(printed.has(shape(line)), `README line ${block.line}: nothing printed like\n  ${line}\noutput:\n${result.stdout}${result.stderr}`);
+      assert.ok(printed.has(shape(line)), `${block.where}: nothing printed like\n  ${line}\noutput:\n${result.stdout}${result.stderr}`);
     }
   }
 });
 
-test('the README\'s plain shell probe passes on a fresh file and fails on a stale or missing one', async (t) => {
+test('the documentation\'s plain shell probe passes on a fresh file and fails on a stale or missing one', async (t) => {
   const box = sandbox(t);
-  const probes = [...new Set([...readme.readmeText().matchAll(SHELL_PROBE)].map((m) => m[0]))];
-  assert.ok(probes.length >= 2, 'the README shows the shell probe');
+  const probes = [...new Set([...readme.docsText().matchAll(SHELL_PROBE)].map((m) => m[0]))];
+  assert.ok(probes.length >= 2, 'the README and docs/ show the shell probe');
   for (const probe of probes) {
     const [, file, limit] = new RegExp(SHELL_PROBE.source).exec(probe);
     const mapped = box.map(file);
@@ -211,7 +246,7 @@ test('Kubernetes: the README Deployment\'s worker beats, and its exec probes jud
   });
 });
 
-test('the usage shown in the README is the command\'s', async () => {
+test('the usage shown in the documentation is the command\'s', async () => {
   const { USAGE } = require('../dist/cli/cli.js');
   const shown = readme.blocks().filter((b) => b.marker === 'usage');
   assert.equal(shown.length, 1);

@@ -6,8 +6,9 @@
 // its libraries, BusyBox and tini; this checkout's `npm pack` output installed
 // in /app/node_modules with its runtime dependencies and the committed prebuild
 // (no compiler in the image). Their WORKDIR, ENV, HEALTHCHECK, ENTRYPOINT and
-// CMD lines are read from the README's `test: dockerfile` blocks at test time,
-// only the intervals divided by SCALE, so the README and this test cannot drift.
+// CMD lines are read from the `test: dockerfile` blocks at test time (the image
+// in README.md, the shell-form HEALTHCHECK in docs/operations.md), only the
+// intervals divided by SCALE, so the documentation and this test cannot drift.
 //
 // A busy worker (synchronous blocks of maxStall / 2, over and over) and a stuck
 // one (the same, then an endless loop in crunchForever) of each probe form run
@@ -76,14 +77,14 @@ function scaleDuration(value) {
  */
 function recipe() {
   const blocks = readme.blocks().filter((b) => b.marker === 'dockerfile');
-  const parsed = blocks.map((b) => ({ line: b.line, instructions: readme.dockerInstructions(b.body) }));
+  const parsed = blocks.map((b) => ({ where: b.where, instructions: readme.dockerInstructions(b.body) }));
   const main = parsed.find((b) => b.instructions.some((i) => i.instruction === 'CMD'));
-  assert.ok(main, 'the README has a Dockerfile block with a CMD');
+  assert.ok(main, 'README.md or docs/ has a Dockerfile block with a CMD');
   const shellBlock = parsed.find((b) => b !== main && b.instructions.some((i) => i.instruction === 'HEALTHCHECK'));
-  assert.ok(shellBlock, 'the README has a second HEALTHCHECK block (the shell form)');
+  assert.ok(shellBlock, 'README.md or docs/ has a second HEALTHCHECK block (the shell form)');
   const only = (block, name) => {
     const found = block.instructions.filter((i) => i.instruction === name);
-    assert.ok(found.length <= 1, `README line ${block.line}: more than one ${name}`);
+    assert.ok(found.length <= 1, `${block.where}: more than one ${name}`);
     return found[0]?.args;
   };
   const env = {};
