@@ -51,7 +51,9 @@ function cli(args) {
 
 test('a busy loop inside track(): running at high CPU, the label listed, the block on stderr, status and check say so', async (t) => {
   const file = path.join(tmpDir(t), 'health');
-  const c = child(t, file, `console.log('blocking'); p.track('job x', () => spin(4000)); setTimeout(() => p.stop(), 500);`);
+  // Emulated rows of the matrix (qemu) run everything several times slower.
+  const blockMs = process.env.PULSE_MATRIX_LAUNCHER ? 16000 : 4000;
+  const c = child(t, file, `console.log('blocking'); p.track('job x', () => spin(${blockMs})); setTimeout(() => p.stop(), 500);`);
   await c.waitForLine(/^blocking$/);
   await sleep(1500);
   // While the child is still blocked:
