@@ -74,7 +74,9 @@ for arch in "${ARCHES[@]}"; do
       env_args=(CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++)
       strip=aarch64-linux-gnu-strip
     fi
-    (cd "$work/native/stack" && env "${env_args[@]}" \
+    # npm_config_nodedir (set by `npm run` and .ci/run for the core's build)
+    # would win over --nodedir and build every ABI against this machine's Node.
+    (cd "$work/native/stack" && env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR "${env_args[@]}" \
       node "$NODE_GYP" rebuild --nodedir="$dir" --arch="$arch" -j 2) > "$work.log" 2>&1 \
       || { tail -n 40 "$work.log" >&2; echo "prebuild-stack: build failed: $arch node $major (log $work.log)" >&2; exit 1; }
     cp "$work/native/stack/build/Release/pulse_stack.node" "$out"
