@@ -27,7 +27,8 @@ common=(
   -DBUILDING_NODE_EXTENSION "-DPULSE_SOURCE_DIGEST=$digest"
   -I"$node_include" -I"$napi_include"
 )
-sources=(native/addon.cc native/heartbeat.cc native/pulse_file.cc)
+# The addon's sources, as binding.gyp lists them.
+mapfile -t sources < <(node -e "for (const s of JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8')).targets[0].sources) console.log(s)")
 
 build() {
   local name="$1"; shift
