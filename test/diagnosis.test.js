@@ -92,10 +92,12 @@ test('a thread asleep outside JavaScript: execSync, Atomics.wait and a silent FI
   const fifo = path.join(dir, 'fifo');
   require('node:child_process').execFileSync('mkfifo', [fifo]);
   const cases = {
-    exec: `console.log('blocking'); cp.execSync('sleep 3');`,
+    // The shell children get only PATH: a sanitizer runtime preloaded into
+    // this test's processes must not follow them (test/sanitize/).
+    exec: `console.log('blocking'); cp.execSync('sleep 3', { env: { PATH: process.env.PATH } });`,
     atomics: `console.log('blocking'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);`,
     // A writer that holds the FIFO open and sends nothing, so the read blocks.
-    fifo: `cp.spawn('sh', ['-c', 'exec 3>${fifo}; sleep 3.5'], { stdio: 'ignore' });
+    fifo: `cp.spawn('sh', ['-c', 'exec 3>${fifo}; sleep 3.5'], { stdio: 'ignore', env: { PATH: process.env.PATH } });
       const fd = fs.openSync(${JSON.stringify(fifo)}, 'r'); console.log('blocking'); fs.readSync(fd, Buffer.alloc(8));`,
   };
   const runs = Object.entries(cases).map(([name, body]) => {

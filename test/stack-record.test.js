@@ -102,7 +102,8 @@ test('outside JavaScript (execSync): stack null with the reason; the late interr
   const file = script(dir, 'shell.js', `${PRELUDE(health)}
 const cp = require('node:child_process');
 function afterwards() { const end = Date.now() + 1500; while (Date.now() < end); }
-setTimeout(() => { console.log('blocking'); cp.execSync('sleep 3'); afterwards(); setTimeout(() => p.stop(), 500); }, 300);
+// sleep gets only PATH: a sanitizer runtime preloaded here must not follow it.
+setTimeout(() => { console.log('blocking'); cp.execSync('sleep 3', { env: { PATH: process.env.PATH } }); afterwards(); setTimeout(() => p.stop(), 500); }, 300);
 `);
   const c = runScript(t, file);
   const seen = [];
