@@ -46,7 +46,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     config.static_fields = info[3].As<Napi::String>().Utf8Value();
     remove_on_cleanup_ = info[4].ToBoolean().Value();
     config.log_stalls = info[5].As<Napi::Number>().Int32Value();
-    config.syscalls = pulse::ParseSyscallTable(info[6].As<Napi::String>().Utf8Value(),
+    config.syscalls = pulse::SharedSyscallTable(info[6].As<Napi::String>().Utf8Value(),
                                                info[7].As<Napi::String>().Utf8Value());
     config.stack_unavailable = info[8].As<Napi::String>().Utf8Value();
     // [api, ctx] from the stack piece's attach(), as BigInt addresses; the
@@ -76,7 +76,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     self->hook_env_ = nullptr;  // the hook is consumed by running
     // The environment ends (process exit, worker terminated) without stop():
     // the file is left as stop() would leave it.
-    self->heartbeat_->Stop(self->remove_on_cleanup_);
+    self->Release(self->remove_on_cleanup_);
   }
 
   void StopNow(bool remove) {
@@ -84,7 +84,18 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
       napi_remove_env_cleanup_hook(hook_env_, OnEnvCleanup, this);
       hook_env_ = nullptr;
     }
+    Release(remove);
+  }
+
+  // Stops the heartbeat and frees everything it owns now, not when the
+  // garbage collector gets to this wrapper: what status() reads afterwards is
+  // kept in final_ and final_last_stall_.
+  void Release(bool remove) {
+    if (!heartbeat_) return;
     heartbeat_->Stop(remove);
+    final_ = heartbeat_->Read();
+    final_last_stall_ = heartbeat_->LastStallJson();
+    heartbeat_.reset();
   }
 
   // Returns null, or {errno, op} describing why the first beat failed.
@@ -92,6 +103,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     Napi::Env env = info.Env();
     pulse::FileResult result = heartbeat_->Start();
     if (!result.ok()) {
+      Release(false);  // never started: nothing to write, all to free
       Napi::Object error = Napi::Object::New(env);
       error.Set("errno", result.err);
       error.Set("op", static_cast<int>(result.op));
@@ -103,10 +115,14 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return env.Null();
   }
 
-  void Answer(const Napi::CallbackInfo&) { heartbeat_->Answer(); }
+  // After stop(), the calls below do nothing (the JS side stops calling them).
+  void Answer(const Napi::CallbackInfo&) {
+    if (heartbeat_) heartbeat_->Answer();
+  }
 
   // veto(message, fields): a failing health check; veto("", "") lifts it.
   void Veto(const Napi::CallbackInfo& info) {
+    if (!heartbeat_) return;
     heartbeat_->SetVeto(info[0].As<Napi::String>().Utf8Value(),
                         info[1].As<Napi::String>().Utf8Value());
   }
@@ -117,16 +133,18 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   // track(label) -> id; untrack(id). Ids are below 2^53.
   Napi::Value Track(const Napi::CallbackInfo& info) {
-    uint64_t id = heartbeat_->TrackBegin(info[0].As<Napi::String>().Utf8Value());
+    uint64_t id = heartbeat_ ? heartbeat_->TrackBegin(info[0].As<Napi::String>().Utf8Value()) : 0;
     return Napi::Number::New(info.Env(), static_cast<double>(id));
   }
 
   void Untrack(const Napi::CallbackInfo& info) {
+    if (!heartbeat_) return;
     heartbeat_->TrackEnd(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
   }
 
   // expectStall(seconds, reason)
   void ExpectStall(const Napi::CallbackInfo& info) {
+    if (!heartbeat_) return;
     heartbeat_->ExpectStall(
         static_cast<int64_t>(std::llround(info[0].As<Napi::Number>().DoubleValue() * 1e9)),
         info[1].As<Napi::String>().Utf8Value());
@@ -134,16 +152,16 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   // The diagnosis as JSON text ("" when none): parsed by the caller.
   Napi::Value Stall(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), heartbeat_->StallJson());
+    return Napi::String::New(info.Env(), heartbeat_ ? heartbeat_->StallJson() : std::string());
   }
 
   Napi::Value LastStall(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), heartbeat_->LastStallJson());
+    return Napi::String::New(info.Env(), heartbeat_ ? heartbeat_->LastStallJson() : final_last_stall_);
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    pulse::Snapshot s = heartbeat_->Read();
+    pulse::Snapshot s = heartbeat_ ? heartbeat_->Read() : final_;
     Napi::Object out = Napi::Object::New(env);
     out.Set("running", s.running);
     out.Set("beats", static_cast<double>(s.beats));
@@ -159,7 +177,9 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return out;
   }
 
-  std::unique_ptr<pulse::Heartbeat> heartbeat_;
+  std::unique_ptr<pulse::Heartbeat> heartbeat_;  // null once stopped
+  pulse::Snapshot final_;            // the counters at stop()
+  std::string final_last_stall_;     // lastStall at stop()
   napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
   bool remove_on_cleanup_ = false;  // the pulse's removeOnStop
 };

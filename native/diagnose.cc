@@ -1,5 +1,7 @@
 #include "diagnose.h"
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,40 @@ SyscallTable ParseSyscallTable(const std::string& names, const std::string& fd_f
       if (table.names[i] == name) table.fd_first[i] = true;
     }
   }
+  return table;
+}
+
+namespace {
+// Guards *shared_table. Plain POD, so nothing runs at process exit.
+pthread_mutex_t shared_table_mutex = PTHREAD_MUTEX_INITIALIZER;
+// The table the live pulses share, with the text it was parsed from (the
+// same text every time: it is the TypeScript side's one table). A heap
+// object, not a static one, so no exit-time destructor runs. The parsed
+// table is freed with the last pulse that holds it; this holder (a few KB of
+// text) stays for the next one.
+struct SharedTable {
+  std::string names;
+  std::string fd_first;
+  std::weak_ptr<const SyscallTable> table;
+};
+SharedTable* shared_table = nullptr;
+}  // namespace
+
+std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
+                                                       const std::string& fd_first) {
+  pthread_mutex_lock(&shared_table_mutex);
+  std::shared_ptr<const SyscallTable> table;
+  if (shared_table != nullptr && shared_table->names == names && shared_table->fd_first == fd_first) {
+    table = shared_table->table.lock();
+  }
+  if (!table) {
+    table = std::make_shared<const SyscallTable>(ParseSyscallTable(names, fd_first));
+    if (shared_table == nullptr) shared_table = new SharedTable();
+    shared_table->names = names;
+    shared_table->fd_first = fd_first;
+    shared_table->table = table;
+  }
+  pthread_mutex_unlock(&shared_table_mutex);
   return table;
 }
 

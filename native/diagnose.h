@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct SyscallTable {
 // "read write  open" (space-separated, empty names allowed) plus the names of
 // the calls whose first argument is a descriptor.
 SyscallTable ParseSyscallTable(const std::string& names, const std::string& fd_first);
+
+// The same table for every pulse of the process: parsed once and shared while
+// any pulse holds it, freed with the last one. Called from JS threads.
+std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
+                                                       const std::string& fd_first);
 
 struct ThreadView {
   std::string state;    // "running", "sleeping", ...; empty: unknown

@@ -37,6 +37,13 @@ constexpr int kLogFrames = 10;
 constexpr int kTopFrames = 5;
 // The longest wait for the stuck thread's stack (and at most interval / 2).
 constexpr int64_t kStackWaitMs = 200;
+// Waking later than this after a deadline means the thread could not run:
+// the process was frozen (or starved), and the loop is given a fresh chance.
+constexpr int64_t kLateNs = 50 * kNsPerMs;
+// The fresh chance: the loop's ping period (min(1 s, maxStall / 4), as
+// pingIntervalMs() in src/contract/options.ts) plus this much, polled this often.
+constexpr int64_t kChanceSlackNs = 250 * kNsPerMs;
+constexpr int64_t kChancePollNs = 5 * kNsPerMs;
 
 // Guards *claimed_files. Plain POD so nothing runs at process exit.
 pthread_mutex_t claimed_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -284,6 +291,8 @@ void Heartbeat::Run() {
       pthread_cond_timedwait(&wake_, &mutex_, &abs);
     }
     if (stop_requested_) break;
+    const int64_t woke = MonotonicNs();
+    if (woke - deadline > kLateNs && !GiveLoopAChance(woke, woke - deadline)) break;
     pthread_mutex_unlock(&mutex_);  // never hold the lock across file I/O
 
     const int64_t now = MonotonicNs();
@@ -296,6 +305,33 @@ void Heartbeat::Run() {
     pthread_mutex_lock(&mutex_);
   }
   pthread_mutex_unlock(&mutex_);
+}
+
+bool Heartbeat::GiveLoopAChance(int64_t woke, int64_t late) {
+  // Without a gate, or in a stall already seen, only a real answer counts.
+  if (config_.max_stall_ns < 0 || stalled_.load()) return true;
+  int64_t ping = config_.max_stall_ns / 4;
+  if (ping > kNsPerSec) ping = kNsPerSec;
+  const int64_t until = woke + ping + kChanceSlackNs;
+  // A frozen loop's overdue ping timer fires as soon as the process thaws.
+  while (!stop_requested_ && last_answer_mono_ns_.load() < woke) {
+    int64_t t = MonotonicNs();
+    if (t >= until) break;
+    t += kChancePollNs < until - t ? kChancePollNs : until - t;
+    timespec abs = {static_cast<time_t>(t / kNsPerSec), static_cast<long>(t % kNsPerSec)};
+    pthread_cond_timedwait(&wake_, &mutex_, &abs);
+  }
+  if (stop_requested_) return false;
+  const int64_t answered = last_answer_mono_ns_.load();
+  if (answered >= woke) return true;  // it answered: nothing to credit
+  // Still silent: the late time is the freeze's, not the loop's; what the
+  // loop did before the freeze and since the thaw is judged as usual.
+  if (answered != freeze_answer_mono_ns_) {
+    freeze_answer_mono_ns_ = answered;
+    freeze_credit_ns_ = 0;
+  }
+  freeze_credit_ns_ += late;
+  return true;
 }
 
 int64_t Heartbeat::KeptMtime() const {
@@ -315,9 +351,10 @@ void Heartbeat::WriteWithheld(const char* state, const std::string& message,
     result = WriteRecord(config_.path, tmp_path_,
                          Record(state, message, wall_ns, last_beat, extra_fields), KeptMtime());
   }
-  if (result.ok()) {
-    record_says_ = state == std::string("stalled") ? Said::kStalled : Said::kUnhealthy;
-  }
+  // What the record should say from now on; written again at each deadline
+  // while it is not on disk.
+  record_says_ = state == std::string("stalled") ? Said::kStalled : Said::kUnhealthy;
+  record_stale_ = !result.ok();
   Report(result, wall_ns);
 }
 
@@ -467,7 +504,7 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
     stall_cpu_mono_ns_ = cpu_sample_mono_ns_;
     stall_cpu_ns_ = cpu_sample_ns_;
   }
-  ThreadView view = ReadThreadView(owner_tid_, config_.syscalls);
+  ThreadView view = ReadThreadView(owner_tid_, *config_.syscalls);
   const int64_t cpu = ThreadCpuNs(owner_tid_);
   if (cpu >= 0 && stall_cpu_ns_ >= 0) {
     view.cpu_percent = CpuPercent(cpu - stall_cpu_ns_, now_mono - stall_cpu_mono_ns_);
@@ -534,7 +571,10 @@ void Heartbeat::Tick(int64_t now_mono) {
   const int64_t answered = last_answer_mono_ns_.load();
   // An expected stall (expectStall) counts as an answer until it ends.
   const int64_t expect_until = expect_until_mono_ns_.load();
-  const int64_t silent = now_mono - (expect_until > answered ? expect_until : answered);
+  int64_t silent = now_mono - (expect_until > answered ? expect_until : answered);
+  // A freeze since the loop's last answer is not its silence (a stall seen
+  // already is judged on real answers only).
+  if (answered == freeze_answer_mono_ns_ && !stalled_.load()) silent -= freeze_credit_ns_;
   const bool answering = config_.max_stall_ns < 0 || silent <= config_.max_stall_ns;
 
   if (!answering) {
@@ -585,7 +625,7 @@ void Heartbeat::Tick(int64_t now_mono) {
   const bool expecting = expect_until > now_mono;
   std::string expect_message;
   std::string expect_fields;
-  if (expecting && record_says_ != Said::kExpecting) {
+  if (expecting && (record_says_ != Said::kExpecting || record_stale_)) {
     pthread_mutex_lock(&notes_mutex_);
     const std::string reason = expect_reason_;
     const int64_t expect_ns = expect_ns_;
@@ -607,14 +647,17 @@ void Heartbeat::Tick(int64_t now_mono) {
   // between either: the writes and the touch refuse links too.
   bool missing = false;
   FileResult result = InspectTarget(config_.path, &missing);
+  // A failed write of a record that has news: it is reported (and kept in
+  // lastError) even when the touch after it beats.
+  FileResult write_failure;
   if (result.ok()) {
     bool beaten = false;
-    const bool rewrite = missing || !expect_message.empty() ||
+    const bool rewrite = missing || record_stale_ || !expect_message.empty() ||
                          (record_says_ != Said::kRunning && !(expecting && record_says_ == Said::kExpecting));
     if (rewrite) {
       // Deleted: re-create it (never its directory). Or the record has news:
-      // beats resume, an expected stall begins or ends. Either write is also
-      // this beat.
+      // beats resume, an expected stall begins or ends, or the last record
+      // never reached the disk. Either write is also this beat.
       std::string message =
           missing ? std::string("re-created after deletion")
           : !expect_message.empty() ? expect_message
@@ -622,11 +665,17 @@ void Heartbeat::Tick(int64_t now_mono) {
               ? "event loop answering again since " + Iso(wall) +
                     " after a stall that began " + Iso(stalled_since_wall_ns_)
           : record_says_ == Said::kExpecting ? "the expected stall is over"
-              : "health check passing again since " + Iso(wall);
+          : record_says_ == Said::kUnhealthy ? "health check passing again since " + Iso(wall)
+              : "running";
       result = WriteRecord(config_.path, tmp_path_,
                            Record("running", message, wall, wall, expect_fields), wall);
       beaten = result.ok();
-      if (beaten) record_says_ = expect_message.empty() ? Said::kRunning : Said::kExpecting;
+      record_stale_ = !beaten;
+      if (beaten) {
+        record_says_ = expect_message.empty() ? Said::kRunning : Said::kExpecting;
+      } else {
+        write_failure = result;
+      }
     }
     if (!beaten && !missing) {
       result = Touch(config_.path, wall);
@@ -638,7 +687,7 @@ void Heartbeat::Tick(int64_t now_mono) {
       }
     }
   }
-  Report(result, wall);
+  Report(write_failure.ok() ? result : write_failure, wall);
   if (result.ok()) {
     beats_.fetch_add(1);
     last_beat_wall_ns_.store(wall);

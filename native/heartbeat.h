@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "diagnose.h"
@@ -24,7 +25,8 @@ struct Config {
   int64_t max_stall_ns = -1;  // < 0: the gate is off
   std::string static_fields;  // JSON members appended to every record
   int log_stalls = 1;         // 0: off, 1: a text block on stderr, 2: one JSON line
-  SyscallTable syscalls;      // names for the stall diagnosis
+  // Names for the stall diagnosis: one table shared by every pulse.
+  std::shared_ptr<const SyscallTable> syscalls;
   // The stack capture piece (native/stack) and this pulse's context in it,
   // or null: then records carry no stack, and stack_unavailable says why.
   // The heartbeat releases the context once its thread has ended.
@@ -81,6 +83,12 @@ class Heartbeat {
  private:
   static void* ThreadMain(void* self);
   void Run();
+  // The thread woke `late` ns after its deadline: the process may have been
+  // frozen whole (SIGSTOP, the cgroup freezer), its loop with it. Waits a
+  // bounded time for the loop to answer; when it does not, the late time is
+  // not held against it (freeze_credit_ns_). Called and returns with mutex_
+  // held; false when stop() was asked for meanwhile.
+  bool GiveLoopAChance(int64_t woke_mono, int64_t late);
   void Tick(int64_t now_mono);
   std::string Record(const char* state, const std::string& message,
                      int64_t wall_ns, int64_t last_beat_ns,
@@ -144,8 +152,16 @@ class Heartbeat {
   int64_t stalled_since_wall_ns_ = 0;
   // What the file's record currently says; heartbeat thread only. A record
   // that withheld beats is replaced by a "running" one at the next beat.
+  // Set when the write of the record that says record_says_ failed
+  // (ENOSPC, EIO): it is written again at each deadline until it is on disk.
   enum class Said { kRunning, kStalled, kUnhealthy, kExpecting };
   Said record_says_ = Said::kRunning;
+  bool record_stale_ = false;
+  // Time the whole process spent frozen since the loop's answer at
+  // freeze_answer_mono_ns_: not counted as the loop's silence while that is
+  // still its last answer. Heartbeat thread only.
+  int64_t freeze_answer_mono_ns_ = -1;
+  int64_t freeze_credit_ns_ = 0;
 
   // The JS thread that started the pulse: the one the diagnosis looks at.
   pid_t owner_tid_ = 0;  // written before the thread starts

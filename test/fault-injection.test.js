@@ -7,25 +7,17 @@
 // (A removed parent directory is covered in file.test.js.)
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const {
   PKG, STRATEGY, startPulse, tmpDir, blockFor, sleep, waitFor, readRecord, runChild, runChildAsync, assertExit,
   publicPackageCopy,
 } = require('./helpers');
+const { tool, controlledChild, mountTmpfs, fillDisk } = require('./control');
 
 const OLD = new Date('2020-01-01T00:00:00Z');
 const INTERVAL = 0.05;
-
-/** Runs a system tool without the sanitizer runtime that test:sanitize preloads into node. */
-function tool(command, args) {
-  const env = { ...process.env };
-  delete env.LD_PRELOAD;
-  return execFileSync(command, args, { env, stdio: 'pipe', encoding: 'utf8' });
-}
 
 /** Atomically puts `make(tmp)`'s creation at `file` (a FIFO or a symlink: rename replaces the file). */
 function plantByRename(file, make) {
@@ -167,53 +159,6 @@ test('stop() leaves a planted FIFO in place instead of renaming its record over 
   assert.ok(fs.lstatSync(file).isFIFO());
 });
 
-/**
- * A child process running one pulse, driven over stdin: each line is a JSON
- * command ({op: 'status'} or {op: 'stop'}), each answer a JSON line.
- */
-function controlledChild(pkg, options, spawnOptions = {}) {
-  const source = `
-    const pulse = require(${JSON.stringify(pkg)}).start(${JSON.stringify(options)});
-    const lines = require('node:readline').createInterface({ input: process.stdin });
-    lines.on('line', (line) => {
-      const { op } = JSON.parse(line);
-      if (op === 'stop') pulse.stop();
-      process.stdout.write(JSON.stringify(pulse.status()) + '\\n');
-      if (op === 'stop') { lines.close(); process.stdin.destroy(); } // then a natural exit
-    });
-    process.stdout.write(JSON.stringify(pulse.status()) + '\\n');`;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const lines = readline.createInterface({ input: child.stdout });
-  const pending = [];
-  const waiting = [];
-  lines.on('line', (line) => (waiting.length ? waiting.shift()(line) : pending.push(line)));
-  const next = () => new Promise((resolve, reject) => {
-    if (pending.length) return resolve(pending.shift());
-    const timer = setTimeout(() => reject(new Error(`no answer from the child; stderr: ${stderr}`)), 20000);
-    waiting.push((line) => { clearTimeout(timer); resolve(line); });
-  });
-  const exited = new Promise((resolve) => child.on('close', (status, signal) => resolve({ status, signal, stderr })));
-  return {
-    child,
-    exited,
-    ready: next().then(JSON.parse),
-    async ask(op) {
-      child.stdin.write(JSON.stringify({ op }) + '\n');
-      return JSON.parse(await next());
-    },
-    /** Stops the pulse, checks the child exits 0, returns its last status. */
-    async finish() {
-      const status = await this.ask('stop');
-      const end = await exited;
-      assert.equal(end.signal, null, end.stderr);
-      assert.equal(end.status, 0, end.stderr);
-      return status;
-    },
-  };
-}
-
 test('permissions revoked mid-run (unprivileged user): EPERM/EACCES reported, cleared when restored', async (t) => {
   const pkg = publicPackageCopy(t);
   const dir = path.join(tmpDir(t), 'run');
@@ -225,15 +170,7 @@ test('permissions revoked mid-run (unprivileged user): EPERM/EACCES reported, cl
   await c.ready;
   assert.equal(fs.statSync(file).uid, 65534);
 
-  const until = async (predicate) => {
-    const end = Date.now() + 5000;
-    for (;;) {
-      const status = await c.ask('status');
-      if (predicate(status)) return status;
-      if (Date.now() > end) throw new Error(`child status never matched: ${JSON.stringify(status)}`);
-      await sleep(20);
-    }
-  };
+  const until = (predicate) => c.until(predicate);
 
   // The file is taken over by another owner: setting its times is refused.
   fs.chownSync(file, 0, 0);
@@ -265,23 +202,6 @@ test('permissions revoked mid-run (unprivileged user): EPERM/EACCES reported, cl
   assert.ok(last.beats > restored.beats - 1);
 });
 
-/** Mounts a small tmpfs on a fresh directory, or skips the test saying why. */
-function mountTmpfs(t, options) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-tmpfs-'));
-  // One hook, so the unmount comes before the removal.
-  t.after(() => {
-    try { tool('umount', [dir]); } catch { /* not mounted */ }
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  try {
-    tool('mount', ['-t', 'tmpfs', '-o', `${options},mode=0755`, 'pulse-test', dir]);
-  } catch (error) {
-    t.skip(`cannot mount a tmpfs here (${String(error.stderr || error.message).trim()})`);
-    return null;
-  }
-  return dir;
-}
-
 test('a read-only file system mid-run: EROFS reported, beats resume after remount rw', async (t) => {
   const dir = mountTmpfs(t, 'size=1m');
   if (dir === null) return;
@@ -309,30 +229,14 @@ test('a full file system mid-run: ENOSPC reported while the file cannot be re-cr
   c.child.kill('SIGSTOP');
   fs.unlinkSync(file);
   const filler = path.join(dir, 'filler');
-  const fd = fs.openSync(filler, 'w');
-  try {
-    for (;;) fs.writeSync(fd, Buffer.alloc(4096, 1));
-  } catch (error) {
-    assert.equal(error.code, 'ENOSPC');
-  } finally {
-    fs.closeSync(fd);
-  }
+  fillDisk(filler);
   c.child.kill('SIGCONT');
-  const until = async (predicate) => {
-    const end = Date.now() + 5000;
-    for (;;) {
-      const status = await c.ask('status');
-      if (predicate(status)) return status;
-      if (Date.now() > end) throw new Error(`child status never matched: ${JSON.stringify(status)}`);
-      await sleep(20);
-    }
-  };
-  const full = await until((s) => s.lastError?.code === 'ENOSPC');
+  const full = await c.until((s) => s.lastError?.code === 'ENOSPC');
   assert.match(full.lastError.message, /full file system/);
   assert.equal(fs.existsSync(file), false);
   assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0, 'the failed temporary file was removed');
   fs.unlinkSync(filler);
-  const back = await until((s) => s.lastError === null && s.beats > full.beats);
+  const back = await c.until((s) => s.lastError === null && s.beats > full.beats);
   assert.match(readRecord(file).message, /re-created/);
   assert.ok(back.running);
   await c.finish();

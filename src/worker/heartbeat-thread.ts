@@ -24,6 +24,14 @@ let stalledSinceMs = 0;
 // What the file's record currently says; this thread only. A record that
 // withheld beats is replaced by a "running" one at the next beat.
 let recordSays: 'running' | 'stalled' | 'unhealthy' = 'running';
+// Set when the write of the record that says recordSays failed (ENOSPC, EIO):
+// it is written again at each deadline until it is on disk.
+let recordStale = false;
+// Time the whole process spent frozen since the loop's answer at
+// freezeAnswerNs: not counted as the loop's silence while that is still its
+// last answer (native/heartbeat.cc keeps the same).
+let freezeAnswerNs = -1n;
+let freezeCreditNs = 0n;
 // The health check's veto, as last received from the owner; null = none.
 let veto: S.Veto | null = null;
 
@@ -174,8 +182,11 @@ function writeWithheld(state: 'stalled' | 'unhealthy', message: string, extraFie
   if (result.err === 0) {
     const lastBeat = Number(Atomics.load(i64, S.LAST_BEAT_MS));
     result = writeRecord(config.file, config.tmp, makeRecord(state, message, wall, lastBeat, extraFields), keptMtimeMs(config.file, lastBeat));
-    if (result.err === 0) recordSays = state;
   }
+  // What the record should say from now on; written again at each deadline
+  // while it is not on disk.
+  recordSays = state;
+  recordStale = result.err !== 0;
   report(result, wall);
 }
 
@@ -205,7 +216,10 @@ function tick(nowNs: bigint): boolean {
   if (!ownerLives(nowNs - answered)) return false;
   // An expected stall (expectStall) counts as an answer until it ends.
   const expectUntil = expect?.untilNs ?? 0n;
-  const silentNs = nowNs - (expectUntil > answered ? expectUntil : answered);
+  let silentNs = nowNs - (expectUntil > answered ? expectUntil : answered);
+  // A freeze since the loop's last answer is not its silence (a stall seen
+  // already is judged on real answers only).
+  if (answered === freezeAnswerNs && Atomics.load(i32, S.STALLED) === 0) silentNs -= freezeCreditNs;
   const answering = config.maxStallNs < 0n || silentNs <= config.maxStallNs;
 
   // Look before every write: a directory, FIFO, socket, device or symlink
@@ -248,7 +262,7 @@ function tick(nowNs: bigint): boolean {
   const expecting = expect !== null && expectUntil > nowNs;
   let expectMessage = '';
   let expectFields = '';
-  if (expect !== null && expecting && !recordSaysExpecting) {
+  if (expect !== null && expecting && (!recordSaysExpecting || recordStale)) {
     const untilMs = wall + Number(expectUntil - nowNs) / 1e6;
     expectMessage =
       `expecting a stall of up to ${seconds(expect.seconds * 1000)}${expect.reason ? ` (${expect.reason})` : ''} until ${iso(untilMs)}`;
@@ -256,14 +270,17 @@ function tick(nowNs: bigint): boolean {
   }
 
   let result: FileResult = inspected;
+  // A failed write of a record that has news: it is reported (and kept in
+  // lastError) even when the touch after it beats.
+  let writeFailure: FileResult | null = null;
   if (result.err === 0) {
     const { missing } = inspected;
     let beaten = false;
-    const news = recordSays !== 'running' || (recordSaysExpecting && !expecting);
+    const news = recordStale || recordSays !== 'running' || (recordSaysExpecting && !expecting);
     if (missing || expectMessage || news) {
       // Deleted: re-create it (never its directory). Or the record has news:
-      // beats resume, an expected stall begins or ends. Either write is also
-      // this beat.
+      // beats resume, an expected stall begins or ends, or the last record
+      // never reached the disk. Either write is also this beat.
       const message = missing
         ? 're-created after deletion'
         : expectMessage
@@ -272,12 +289,17 @@ function tick(nowNs: bigint): boolean {
             ? `event loop answering again since ${iso(wall)} after a stall that began ${iso(stalledSinceMs)}`
             : recordSaysExpecting
               ? 'the expected stall is over'
-              : `health check passing again since ${iso(wall)}`;
+              : recordSays === 'unhealthy'
+                ? `health check passing again since ${iso(wall)}`
+                : 'running';
       result = writeRecord(config.file, config.tmp, makeRecord('running', message, wall, wall, expectFields), wall);
       beaten = result.err === 0;
+      recordStale = !beaten;
       if (beaten) {
         recordSays = 'running';
         recordSaysExpecting = expectMessage !== '';
+      } else {
+        writeFailure = result;
       }
     }
     if (!beaten && !missing) {
@@ -288,11 +310,45 @@ function tick(nowNs: bigint): boolean {
       }
     }
   }
-  report(result, wall);
+  report(writeFailure ?? result, wall);
   if (result.err === 0) {
     Atomics.add(i64, S.BEATS, 1n);
     Atomics.store(i64, S.LAST_BEAT_MS, BigInt(wall));
   }
+  return true;
+}
+
+// Waking later than this after a deadline means this thread could not run:
+// the process was frozen (or starved), and the loop is given a fresh chance
+// (the twin of Heartbeat::GiveLoopAChance): its ping period plus a slack.
+const LATE_NS = 50_000_000n;
+const CHANCE_SLACK_NS = 250_000_000n;
+const CHANCE_POLL_MS = 5;
+
+/** False when stop was asked for meanwhile. */
+function giveLoopAChance(wokeNs: bigint, lateNs: bigint): boolean {
+  if (config.maxStallNs < 0n || Atomics.load(i32, S.STALLED) === 1) return true;
+  let ping = config.maxStallNs / 4n;
+  if (ping > 1_000_000_000n) ping = 1_000_000_000n;
+  const until = wokeNs + ping + CHANCE_SLACK_NS;
+  // A frozen loop's overdue ping timer fires as soon as the process thaws.
+  for (;;) {
+    const sequence = slot.wakeSequence();
+    if (stopRequested()) return false;
+    if (Atomics.load(i64, S.ANSWER_NS) >= wokeNs) return true; // it answered: nothing to credit
+    const t = now();
+    if (t >= until) break;
+    slot.setPhase(Phase.parked);
+    slot.park(sequence, Math.min(CHANCE_POLL_MS, Number(until - t) / 1e6));
+    slot.setPhase(Phase.working);
+  }
+  // Still silent: the late time is the freeze's, not the loop's.
+  const answered = Atomics.load(i64, S.ANSWER_NS);
+  if (answered !== freezeAnswerNs) {
+    freezeAnswerNs = answered;
+    freezeCreditNs = 0n;
+  }
+  freezeCreditNs += lateNs;
   return true;
 }
 
@@ -310,6 +366,10 @@ function run(): void {
       slot.setPhase(Phase.parked);
       slot.park(sequence, Number(deadline - t) / 1e6);
       slot.setPhase(Phase.working);
+    }
+    if (t - deadline > LATE_NS) {
+      if (!giveLoopAChance(t, t - deadline)) return;
+      t = now();
     }
     if (Atomics.compareExchange(i32, S.RUN, idle, busy) !== idle) return;
     const owned = tick(t);
