@@ -70,6 +70,8 @@ test('a busy loop inside track(): running at high CPU, the label listed, the blo
     // test/stack-record.test.js checks the frames; here: the stuck function, or why not.
     assert.ok(r.stack === null ? /stack/.test(r.stackUnavailable) : r.stack[0].function === 'spin', JSON.stringify(r.stack));
   }
+  // The block is written before the record, but its pipe may be read later.
+  await waitFor(() => /^ {4}thread .*; active: /m.test(c.output().stderr), 5000).catch(() => {});
   const stderr = c.output().stderr;
   assert.match(stderr, new RegExp(`^celery-pulse-native: event loop stalled for \\d+\\.\\d s \\(pid \\d+, ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\); beats withheld$`, 'm'));
   assert.match(stderr, /^ {4}thread running, \d+\.\d% CPU; active: job x$/m);
@@ -332,6 +334,7 @@ test('track() labels are cut at 200 characters, listed oldest first, at most 16'
   assert.equal(r.active.length, 16);
   assert.equal(r.active[0].label, 'y'.repeat(200));
   assert.deepEqual(r.active.slice(1).map((a) => a.label), Array.from({ length: 15 }, (_, i) => `job ${i + 1}`));
+  await waitFor(() => /active: /.test(c.output().stderr), 5000).catch(() => {});
   assert.match(c.output().stderr, /active: y{200}, job 1, .*job 15 and 4 more$/m);
   assert.deepEqual(await c.exited, { code: 0, signal: null });
 });

@@ -66,28 +66,38 @@ test('removeOnStop unlinks the file', (t) => {
   assert.equal(fs.existsSync(file), false);
 });
 
-/** The thread count once it held still for 50 ms (bounded). */
-async function settledThreadCount() {
-  let last = -1;
-  for (let i = 0; i < 100; i++) {
-    const count = threadCount();
-    if (count === last) return count;
-    last = count;
+/**
+ * The thread count once it held still for `ms` (bounded): a worker-strategy
+ * heartbeat thread waits up to 2 s for the next start() before it ends.
+ */
+async function settledThreadCount(ms = 2500) {
+  let last = threadCount();
+  let since = Date.now();
+  const end = Date.now() + 15000;
+  while (Date.now() < end) {
     await sleep(50);
+    const count = threadCount();
+    if (count !== last) {
+      last = count;
+      since = Date.now();
+    } else if (Date.now() - since >= ms) {
+      break;
+    }
   }
-  return threadCount();
+  return last;
 }
 
 test('2000 start/stop cycles leave no thread behind', async (t) => {
   const file = path.join(tmpDir(t), 'health');
-  // A worker-strategy heartbeat thread of an earlier test may still be ending.
+  // A worker-strategy heartbeat thread of an earlier test may still be waiting or ending.
   const baseline = STRATEGY === 'worker' ? await settledThreadCount() : threadCount();
   for (let i = 0; i < 2000; i++) {
     const pulse = startPulse({ file, interval: 0.5 });
     pulse.stop();
   }
-  // The addon joins its thread inside stop(); a worker's OS thread ends on
-  // its own just after stop() returns.
+  // The addon joins its thread inside stop(). A worker-strategy heartbeat
+  // thread waits for the next start() (this loop reused one thread), then
+  // ends on its own.
   if (STRATEGY === 'worker') await waitFor(() => threadCount() === baseline, 10000).catch(() => {});
   assert.equal(threadCount(), baseline);
 });
@@ -166,7 +176,14 @@ test('preloads (NODE_OPTIONS=--require, as in a container) do not run in the hea
   fs.writeFileSync(preload, `require('node:fs').appendFileSync(${JSON.stringify(seen)}, require('node:worker_threads').threadId + '\\n');\n`);
   const result = await runChildAsync(`
     const p = pulse.start({ file: ${JSON.stringify(path.join(dir, 'health'))}, interval: 0.02, maxStall: 5, strategy: STRATEGY });
-    setTimeout(() => { console.log(p.status().beats); p.stop(); }, 300);`, { env: { NODE_OPTIONS: `--require ${preload}` } });
+    // Until three beats (the heartbeat thread may start slowly on a busy machine), 10 s at most.
+    const end = Date.now() + 10000;
+    const poll = setInterval(() => {
+      if (p.status().beats < 3 && Date.now() < end) return;
+      clearInterval(poll);
+      console.log(p.status().beats);
+      p.stop();
+    }, 10);`, { env: { NODE_OPTIONS: `--require ${preload}` } });
   assertExit(result, 0);
   assert.ok(Number(result.stdout) >= 3, `beats: ${result.stdout}`);
   assert.deepEqual(fs.readFileSync(seen, 'utf8').trim().split('\n'), ['0'], 'the preload ran in the main thread only');

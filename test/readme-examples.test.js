@@ -54,9 +54,10 @@ for (const block of blocks) {
     const example = startChild([process.execPath, ...argv.slice(1)], { cwd: box.app, env: cleanEnv(env) });
     t.after(() => example.kill('SIGKILL'));
 
-    // The probe is retried as an orchestrator would, while the example starts.
+    // The probe is retried as an orchestrator would, while the example starts
+    // (a worker connecting to Redis on a busy machine can take a while).
     const probe = rest.join('\n');
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + 60000;
     let result;
     for (;;) {
       result = await run(['sh', '-e', '-c', probe], { cwd: box.app, env: cleanEnv() });
@@ -67,7 +68,7 @@ for (const block of blocks) {
     assert.match(result.stdout, /^fresh: /m);
 
     example.kill('SIGTERM');
-    const exit = await Promise.race([example.exited, sleep(15000).then(() => 'still running')]);
+    const exit = await Promise.race([example.exited, sleep(30000).then(() => 'still running')]);
     assert.notEqual(exit, 'still running', 'SIGTERM ended the example');
     assert.ok(exit.status === 0 || exit.signal === 'SIGTERM', `exit ${JSON.stringify(exit)}\n${example.errors}`);
   });

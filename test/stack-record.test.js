@@ -83,7 +83,9 @@ setTimeout(() => { console.log('blocking'); runQueue(); setTimeout(() => p.stop(
     `stackAt ${r.stackAt}, stalledSince ${r.stalledSince}, updatedAt ${r.updatedAt}`);
   assert.equal(r.stackUnavailable, undefined);
   const top = `at crunch (${file}:${r.stack[0].line}:${r.stack[0].column})`;
-  // Shaped like a Node stack trace, in the block written at the first withheld deadline.
+  // Shaped like a Node stack trace, in the block written at the first withheld
+  // deadline (before the record, but its pipe may be read later).
+  await waitFor(() => c.output().stderr.includes(`\n    ${top}\n`), 5000).catch(() => {});
   assert.ok(c.output().stderr.includes(`\n    ${top}\n    at processJob (${file}:${inProcess.line}:${inProcess.column})\n`), c.output().stderr);
   const status = cli(['status', '--file', health, '--max-age', '0.4']);
   assert.ok(status.stdout.includes(`stack ${' '.repeat(7)}${top}\n`), status.stdout);
@@ -119,6 +121,7 @@ setTimeout(() => { console.log('blocking'); cp.execSync('sleep 3', { env: { PATH
   assert.equal(r.stackAt, null);
   assert.match(r.stackUnavailable, /outside JavaScript .*no stack within \d+ ms/);
   assert.equal(r.thread.state, 'sleeping');
+  await waitFor(() => /\(no JavaScript stack: /.test(c.output().stderr), 5000).catch(() => {});
   assert.match(c.output().stderr, /\(no JavaScript stack: the thread is outside JavaScript/);
   assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output().stderr);
   clearInterval(poll);

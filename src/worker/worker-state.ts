@@ -112,3 +112,27 @@ export interface ToOwner {
   stall: string;
   lastStall: string;
 }
+
+/**
+ * A heartbeat thread serves one pulse after another (heartbeat-thread.ts): its
+ * owner's thread keeps the threads of stopped pulses for the next start(),
+ * posting each a pulse's config on its pool port. POOL_STATE, the one Int32
+ * word of a per-thread buffer, is `taken` while a pulse runs or one is being
+ * handed over, `open` once its pulse stopped (the owner sets it), `closed` by
+ * the thread when it ends after POOL_IDLE_MS open: the owner takes a thread
+ * by open -> taken, the thread closes by open -> closed, so never both.
+ */
+export const POOL_STATE = 0;
+export const PoolState = { taken: 0, open: 1, closed: 2 } as const;
+export const POOL_IDLE_MS = 2000;
+
+export function createPool(): SharedArrayBuffer {
+  return new SharedArrayBuffer(4);
+}
+
+/** What a heartbeat thread gets as workerData: its pool words and port, and its first pulse. */
+export interface ThreadBoot {
+  pool: SharedArrayBuffer;
+  poolPort: MessagePort;
+  first: HeartbeatConfig;
+}

@@ -45,6 +45,74 @@ function stopAllAtExit(): void {
   for (const stop of atExit) stop();
 }
 
+/**
+ * A heartbeat thread of this thread's and the pulse it serves. A stopped
+ * pulse's thread is kept for the next start() (see S.POOL_IDLE_MS), so
+ * start/stop cycles do not pay for, and leave memory behind from, an isolate
+ * each.
+ */
+class HeartbeatThread {
+  readonly #words = new Int32Array(S.createPool());
+  readonly #port: MessagePort; // to the thread: the next pulse's config
+  readonly worker: Worker;
+  pulse: WorkerPulse | null;
+
+  constructor(first: S.HeartbeatConfig, pulse: WorkerPulse) {
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    port1.unref();
+    this.pulse = pulse;
+    // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
+    // run in the heartbeat thread. A small young generation keeps its RSS
+    // down; the old-generation cap leaves room for Node's bootstrap (about
+    // 4 MB on Node 20) and bounds a runaway heap.
+    this.worker = new Worker(THREAD_BOOT, {
+      eval: true,
+      workerData: { pool: this.#words.buffer as SharedArrayBuffer, poolPort: port2, first } satisfies S.ThreadBoot,
+      transferList: [port2, first.port],
+      env: {},
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+    });
+    this.worker.unref();
+    // Only a defect or exhausted resources end the thread early: the file
+    // then goes stale, as it should, and status() says why.
+    this.worker.on('error', (error: Error & { code?: string }) => this.pulse?.threadFailed(error));
+    this.worker.on('exit', () => {
+      Atomics.store(this.#words, S.POOL_STATE, S.PoolState.closed);
+      const at = idleThreads.indexOf(this);
+      if (at >= 0) idleThreads.splice(at, 1);
+    });
+  }
+
+  /** Hands the thread its next pulse; false when it has ended meanwhile. */
+  take(config: S.HeartbeatConfig, pulse: WorkerPulse): boolean {
+    if (Atomics.compareExchange(this.#words, S.POOL_STATE, S.PoolState.open, S.PoolState.taken) !== S.PoolState.open) {
+      return false;
+    }
+    this.pulse = pulse;
+    this.#port.postMessage(config, [config.port]);
+    return true;
+  }
+
+  /** Its pulse stopped: kept for the next start() until the thread ends by itself. */
+  release(): void {
+    this.pulse = null;
+    Atomics.store(this.#words, S.POOL_STATE, S.PoolState.open);
+    idleThreads.push(this);
+  }
+}
+
+// This thread's heartbeat threads whose pulses stopped, newest last.
+const idleThreads: HeartbeatThread[] = [];
+
+function heartbeatThread(config: S.HeartbeatConfig, pulse: WorkerPulse): HeartbeatThread {
+  for (let thread = idleThreads.pop(); thread !== undefined; thread = idleThreads.pop()) {
+    if (thread.take(config, pulse)) return thread;
+  }
+  return new HeartbeatThread(config, pulse);
+}
+
 function fileError(file: string, failure: pulseFile.FileResult): Error {
   const fault = describeFileFault(file, failure.err, FILE_OPS[failure.op] ?? 'none');
   return pulseError(Error, 'ERR_PULSE_FILE', `cannot use healthcheck file ${fault.message}`, {
@@ -64,7 +132,7 @@ export class WorkerPulse implements Pulse {
   readonly #i32: Int32Array;
   readonly #slot: Slot;
   readonly #tmp: string; // this thread's record writes; the heartbeat thread has its own
-  readonly #worker: Worker;
+  readonly #thread: HeartbeatThread;
   readonly #port: MessagePort; // this side of the channel to the heartbeat thread
   #diagnosis: S.ToOwner = { kind: 'diagnosis', stall: '', lastStall: '' }; // the latest the thread sent
   #nextTrackId = 1;
@@ -136,33 +204,12 @@ export class WorkerPulse implements Pulse {
       };
       this.#ownerWaiters = config.ownerWaiters;
       this.#arm();
-      // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
-      // run in the heartbeat thread. A small young generation keeps its RSS
-      // down; the old-generation cap leaves room for Node's bootstrap (about
-      // 4 MB on Node 20) and bounds a runaway heap.
-      this.#worker = new Worker(THREAD_BOOT, {
-        eval: true,
-        workerData: config,
-        transferList: [port2],
-        env: {},
-        execArgv: [],
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
-      });
+      this.#thread = heartbeatThread(config, this);
     } catch (error) {
       Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
       this.#slot.release();
       throw error;
     }
-    this.#worker.unref();
-    this.#worker.on('error', (error: Error & { code?: string }) => {
-      // Only a defect or exhausted resources end the thread early: the file
-      // then goes stale, as it should, and status() says why.
-      this.#threadError = {
-        code: error.code ?? 'EWORKER',
-        message: `the heartbeat thread of "${file}" ended: ${error.message}`,
-        at: new Date(),
-      };
-    });
 
     // Node puts a socket stderr in non-blocking mode once process.stderr is
     // used: the heartbeat thread then writes the stall block there without
@@ -188,6 +235,15 @@ export class WorkerPulse implements Pulse {
       exitHooked = true;
       process.on('exit', stopAllAtExit);
     }
+  }
+
+  /** The heartbeat thread ended early: status() says why. */
+  threadFailed(error: Error & { code?: string }): void {
+    this.#threadError = {
+      code: error.code ?? 'EWORKER',
+      message: `the heartbeat thread of "${this.file}" ended: ${error.message}`,
+      at: new Date(),
+    };
   }
 
   /** Keeps #ownerWaiters waiters on S.OWNER: the heartbeat thread's proof that this thread lives. */
@@ -260,8 +316,9 @@ export class WorkerPulse implements Pulse {
   /**
    * Idempotent. Returns once the heartbeat thread will do no further file
    * operation: a beat in progress is waited out (up to STOP_WAIT_MS), then
-   * the thread is told to stop and terminated; its OS thread ends shortly
-   * after, on its own, and never keeps the process alive.
+   * the thread is told to stop. It waits for the next start() on this thread
+   * for up to POOL_IDLE_MS, then ends on its own (one stuck in a file
+   * operation is terminated at once); it never keeps the process alive.
    */
   stop(): void {
     this.#stop(this.#options.removeOnStop);
@@ -277,6 +334,7 @@ export class WorkerPulse implements Pulse {
 
     const i32 = this.#i32;
     const giveUpAt = performance.now() + STOP_WAIT_MS;
+    let hung = false;
     for (;;) {
       const seen = Atomics.compareExchange(i32, S.RUN, S.RunState.idle, S.RunState.stopped);
       if (seen !== S.RunState.busy) break;
@@ -285,6 +343,7 @@ export class WorkerPulse implements Pulse {
         // A file operation hangs: the thread's next compare-exchange fails,
         // and terminate() below stops it at its next call.
         Atomics.store(i32, S.RUN, S.RunState.stopped);
+        hung = true;
         break;
       }
       Atomics.wait(i32, S.RUN, S.RunState.busy, left);
@@ -313,6 +372,8 @@ export class WorkerPulse implements Pulse {
     Atomics.notify(i32, S.OWNER); // the owner's waiters resolve, and are freed
     this.#slot.release();
     this.#slot.wake();
-    this.#worker.terminate().then(undefined, () => undefined);
+    // A thread stuck in a file operation is ended; any other serves the next pulse.
+    if (hung) this.#thread.worker.terminate().then(undefined, () => undefined);
+    else this.#thread.release();
   }
 }
