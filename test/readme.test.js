@@ -83,6 +83,12 @@ test('the README is short and links every docs page; each page opens with its tw
   }
 });
 
+test('package.json\'s version is the newest one in CHANGELOG.md', () => {
+  const top = /^## (\d+\.\d+\.\d+)\b/m.exec(fs.readFileSync(path.join(PKG, 'CHANGELOG.md'), 'utf8'));
+  assert.ok(top, 'CHANGELOG.md has a "## X.Y.Z" heading');
+  assert.equal(require(path.join(PKG, 'package.json')).version, top[1]);
+});
+
 test('docs/architecture.svg is what docs/architecture.js writes', () => {
   const { render, OUT } = require('../docs/architecture.js');
   assert.equal(fs.readFileSync(OUT, 'utf8'), render(), 'run node docs/architecture.js and commit docs/architecture.svg');

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from '../contract/options';
-import { activeLine, frameLine, threadLine, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
+import { activeLine, frameLine, threadLine, userFrames, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
 import { probe, seconds, type ProbeResult, type PulseRecord } from './probe';
 import { isTemplated, templateToGlob } from '../contract/template';
 
@@ -212,7 +212,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 /** A stack as Node prints one, a frame a line, with source-mapped positions; the reason when there is none. */
 function stackLines(stack: unknown, unavailable: unknown): string[] {
-  if (Array.isArray(stack) && stack.length > 0) return (stack as StackFrame[]).map((f) => frameLine(f) + mappedPosition(f));
+  if (Array.isArray(stack) && stack.length > 0) return userFrames(stack as StackFrame[]).map((f) => frameLine(f) + mappedPosition(f));
   return [`none: ${typeof unavailable === 'string' ? unavailable : 'not captured'}`];
 }
 
@@ -277,7 +277,8 @@ function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [strin
   }
   if (isObject(rec.lastStall)) {
     const l = rec.lastStall as unknown as LastStall;
-    const top = Array.isArray(l.stack) && l.stack.length > 0 ? `; ${frameLine(l.stack[0])}` : '';
+    const frames = Array.isArray(l.stack) ? userFrames(l.stack) : [];
+    const top = frames.length > 0 ? `; ${frameLine(frames[0])}` : '';
     rows.push(['last stall', `since ${when(l.since)}, lasted ${seconds(Number(l.durationMs))}${top}`]);
     if (isObject(l.thread)) rows.push(['', `thread ${threadLine(l.thread)}; active: ${activeLine(Array.isArray(l.active) ? l.active : [])}`]);
   }
@@ -285,7 +286,7 @@ function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [strin
     const p = rec.previous as unknown as PreviousRun;
     const since = typeof p.stalledSince === 'string' ? ` since ${p.stalledSince}` : '';
     rows.push(['previous', `pid ${String(p.pid)} ${String(p.state)}${since}, last written ${when(p.updatedAt)}`]);
-    if (Array.isArray(p.stack) && p.stack.length > 0) p.stack.forEach((f) => rows.push(['', frameLine(f)]));
+    if (Array.isArray(p.stack)) userFrames(p.stack).forEach((f) => rows.push(['', frameLine(f)]));
     if (isObject(p.thread)) rows.push(['', `thread ${threadLine(p.thread)}; active: ${activeLine(Array.isArray(p.active) ? p.active : [])}`]);
   }
   return rows;

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { activeLine, frameLine, threadLine, type ActiveLabel, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
+import { activeLine, frameLine, threadLine, userFrames, type ActiveLabel, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
 
 // The probe side of the file: how old it is and what its record says. Loaded by
 // the CLI, so it needs nothing but node:fs and node:os (never the addon).
@@ -147,7 +147,7 @@ function writer(record: PulseRecord): string {
 
 /** " in crunch (/app/tasks.js:42:7)" for a record whose stack names the innermost frame; "" otherwise. */
 function innermost(record: PulseRecord): string {
-  const top = Array.isArray(record.stack) ? record.stack[0] : undefined;
+  const top = Array.isArray(record.stack) ? userFrames(record.stack as StackFrame[])[0] : undefined;
   return top && typeof top === 'object' ? ` ${frameLine(top).replace(/^at /, 'in ')}` : '';
 }
 

@@ -7,7 +7,7 @@ import type { ActiveLabel, PreviousRun, StackFrame, ThreadView } from './stall-t
 import { SYSCALL_NAMES } from './syscalls';
 
 export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
-export { activeLine, frameLine, threadLine } from './stall-text';
+export { activeLine, frameLine, threadLine, userFrames } from './stall-text';
 
 /** track() labels listed in a record, at most. */
 export const MAX_ACTIVE = 16;

@@ -7,6 +7,11 @@ export interface StackFrame {
   file: string;
   line: number;
   column: number;
+  /**
+   * True for a frame inside celery-pulse-native's own code (its track()
+   * wrapper, say): kept in the record, left out of what people read.
+   */
+  internal?: true;
 }
 
 /** The stuck thread as the kernel sees it (/proc/self/task/<tid>/). */
@@ -73,6 +78,11 @@ export function activeLine(active: readonly ActiveLabel[], more = 0): string {
 }
 
 /** "at fn (file:line:col)", as Node prints a frame. */
+/** The frames people read: the package's own left out (see StackFrame.internal). */
+export function userFrames(stack: readonly StackFrame[]): StackFrame[] {
+  return stack.filter((frame) => frame.internal !== true);
+}
+
 export function frameLine(frame: StackFrame): string {
   const where = `${frame.file || '<unknown>'}:${frame.line}:${frame.column}`;
   return `at ${frame.function || '<anonymous>'} (${where})`;
