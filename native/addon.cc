@@ -32,7 +32,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
   //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable,
-  //                 stackApi?, stackCtx?)
+  //                 stackApi?, stackCtx?, ownFiles?)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -65,6 +65,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
         config.stack_unavailable = "the stack support binary does not match this release";
       }
     }
+    // The package's own files (its dist/ folder): frames there are marked.
+    if (info.Length() > 11 && info[11].IsString()) config.own_files = info[11].As<Napi::String>().Utf8Value();
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 

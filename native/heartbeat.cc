@@ -483,20 +483,27 @@ void Heartbeat::CaptureStack(int64_t wall) {
   diag_stack_reason_.clear();
   diag_stack_at_ = Iso(wall);
   std::string json = "[";
+  std::string top = "[";
+  int shown = 0;  // frames of the user's code: the log block and the top frames
   for (int32_t i = 0; i < count; i++) {
     const pulse_stack_frame& f = frames[i];
     const std::string name = f.function[0] ? f.function : "<anonymous>";
     const std::string where = std::string(f.file[0] ? f.file : "<unknown>") + ":" +
                               std::to_string(f.line) + ":" + std::to_string(f.column);
-    if (i > 0) json += ",";
-    json += "{\"function\":\"" + JsonEscape(name) + "\",\"file\":\"" + JsonEscape(f.file) +
-            "\",\"line\":" + std::to_string(f.line) + ",\"column\":" + std::to_string(f.column) + "}";
-    if (i + 1 == kTopFrames || (i + 1 == count && count < kTopFrames)) diag_stack_top_json_ = json + "]";
-    if (i < kLogFrames) diag_stack_lines_ += "    at " + name + " (" + where + ")\n";
+    const bool own = !config_.own_files.empty() &&
+                     std::string(f.file).compare(0, config_.own_files.size(), config_.own_files) == 0;
+    const std::string frame = "{\"function\":\"" + JsonEscape(name) + "\",\"file\":\"" + JsonEscape(f.file) +
+                              "\",\"line\":" + std::to_string(f.line) + ",\"column\":" + std::to_string(f.column) +
+                              (own ? ",\"internal\":true}" : "}");
+    json += (i > 0 ? "," : "") + frame;
+    if (own) continue;
+    if (shown < kTopFrames) top += (shown > 0 ? "," : "") + frame;
+    if (shown < kLogFrames) diag_stack_lines_ += "    at " + name + " (" + where + ")\n";
+    shown++;
   }
-  if (count > kLogFrames) diag_stack_lines_ += "    ... " + std::to_string(count - kLogFrames) + " more\n";
+  if (shown > kLogFrames) diag_stack_lines_ += "    ... " + std::to_string(shown - kLogFrames) + " more\n";
   diag_stack_json_ = json + "]";
-  if (count == 0) diag_stack_top_json_ = "[]";
+  diag_stack_top_json_ = top + "]";
 }
 
 void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {

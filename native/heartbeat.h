@@ -33,6 +33,10 @@ struct Config {
   const pulse_stack_api* stack_api = nullptr;
   void* stack_ctx = nullptr;
   std::string stack_unavailable = "stack capture is not available";
+  // Frames whose file starts with this are the package's own (its track()
+  // wrapper): marked "internal" in the record, left out of the log block and
+  // of lastStall's top frames. Empty: none is.
+  std::string own_files;
 };
 
 struct Snapshot {

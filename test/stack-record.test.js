@@ -98,6 +98,41 @@ setTimeout(() => { console.log('blocking'); runQueue(); setTimeout(() => p.stop(
   assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output().stderr);
 });
 
+test('a stall inside pulse.track(): the record keeps the package\'s own frames, marked; the block, status and check show none', { skip }, async (t) => {
+  const dir = tmpDir(t);
+  const health = path.join(dir, 'health');
+  const file = script(dir, 'jobs.js', `${PRELUDE(health)}
+function crunch(ms) { const end = Date.now() + ms; let n = 0; while (Date.now() < end) n++; return n; }
+function handle() { return p.track('job crunch#1', () => crunch(${4000 * SLOW})); }
+setTimeout(() => { console.log('blocking'); handle(); setTimeout(() => p.stop(), 500); }, 300);
+`);
+  const own = path.join(PKG, 'dist') + path.sep;
+  const c = runScript(t, file);
+  await c.waitForLine(/^blocking$/);
+  const r = await stallRecord(health);
+  const internal = r.stack.filter((f) => f.internal === true);
+  assert.ok(internal.length > 0, `the track() wrapper's frames are in the record: ${JSON.stringify(r.stack)}`);
+  for (const f of r.stack) assert.equal(f.internal === true, f.file.startsWith(own), JSON.stringify(f));
+  assert.equal(r.stack[0].function, 'crunch');
+  const user = r.stack.filter((f) => f.internal !== true).map((f) => f.function);
+  assert.deepEqual(user.slice(0, 3), ['crunch', '<anonymous>', 'handle'], JSON.stringify(r.stack));
+  await waitFor(() => /^ {4}thread /m.test(c.output().stderr), 5000).catch(() => {});
+  const block = c.output().stderr;
+  assert.match(block, /^ {4}at handle \(/m);
+  assert.ok(!block.includes(own), `the block shows no frame of the package's own:\n${block}`);
+  const status = cli(['status', '--file', health, '--max-age', '0.4']);
+  assert.match(status.stdout, /at handle \(/);
+  assert.ok(!status.stdout.includes(own), status.stdout);
+  await waitFor(() => Date.now() - fs.statSync(health).mtimeMs > 600, 3000);
+  const line = check(['--file', health], 0.4);
+  assert.equal(line.status, 1, line.stdout);
+  assert.ok(line.stdout.includes(` in crunch (${file}:`) && !line.stdout.includes(own), line.stdout);
+  assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output().stderr);
+  // lastStall's top frames are the user's too.
+  const after = readRecord(health);
+  assert.ok(after.lastStall.stack.every((f) => f.internal !== true), JSON.stringify(after.lastStall.stack));
+});
+
 test('outside JavaScript (execSync): stack null with the reason; the late interrupt shows in no later record', { skip }, async (t) => {
   const dir = tmpDir(t);
   const health = path.join(dir, 'health');

@@ -2,12 +2,19 @@
 // strategies use, the worker strategy's kernel view of the stuck thread (the
 // twin of native/diagnose.cc), and the `previous` record kept across restarts.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { pulseError, show } from '../contract/errors';
 import type { ActiveLabel, PreviousRun, StackFrame, ThreadView } from './stall-text';
 import { SYSCALL_NAMES } from './syscalls';
 
 export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
 export { activeLine, frameLine, threadLine, userFrames } from './stall-text';
+
+/**
+ * This package's own code (dist/): stack frames there (the track() wrapper,
+ * say) are marked `internal` in the record and left out of what people read.
+ */
+export const OWN_FILES = path.join(__dirname, '..') + path.sep;
 
 /** track() labels listed in a record, at most. */
 export const MAX_ACTIVE = 16;

@@ -45,6 +45,7 @@ export interface NativeBinding {
     stackUnavailable: string,
     stackApi?: bigint,
     stackCtx?: bigint,
+    ownFiles?: string,
   ) => NativeHandle;
   sourceDigest: string;
 }

@@ -1,7 +1,7 @@
 // The native strategy's facade: a Pulse whose heartbeat is the addon's OS
 // thread (native/heartbeat.cc), answered by an unref'd timer on this loop.
 import * as os from 'node:os';
-import { logMode, previousRun, syscallTable } from '../diagnosis/diagnosis';
+import { logMode, OWN_FILES, previousRun, syscallTable } from '../diagnosis/diagnosis';
 import { pulseError } from '../contract/errors';
 import { HealthCheckRunner } from '../contract/health';
 import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
@@ -38,6 +38,7 @@ export class NativePulse implements Pulse {
       'unavailable' in stack ? stack.unavailable : '',
       stackApi,
       stackCtx,
+      OWN_FILES,
     );
     const failure = this.#handle.start();
     if (failure !== null) {
