@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pulseError, show } from '../contract/errors';
-import type { ActiveLabel, PreviousRun, StackFrame, ThreadView } from './stall-text';
+import { userFrames, type ActiveLabel, type PreviousRun, type StackFrame, type ThreadView } from './stall-text';
 import { SYSCALL_NAMES } from './syscalls';
 
 export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
@@ -175,7 +175,7 @@ export function previousRun(file: string): PreviousRun | null {
     state: record.state,
     stalledSince: str(record.stalledSince),
     updatedAt: str(record.updatedAt),
-    stack: stack ? stack.slice(0, TOP_FRAMES) : null,
+    stack: stack ? userFrames(stack).slice(0, TOP_FRAMES) : null,
     thread: obj<ThreadView>(record.thread),
     active: arr<ActiveLabel>(record.active),
   };
