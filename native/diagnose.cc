@@ -73,19 +73,33 @@ SyscallTable ParseSyscallTable(const std::string& names, const std::string& fd_f
 }
 
 namespace {
-// Guards *shared_table. Plain POD, so nothing runs at process exit.
+// Guards shared_table. Plain POD, so nothing runs at process exit.
 pthread_mutex_t shared_table_mutex = PTHREAD_MUTEX_INITIALIZER;
 // The table the live pulses share, with the text it was parsed from (the
 // same text every time: it is the TypeScript side's one table). A heap
-// object, not a static one, so no exit-time destructor runs. The parsed
-// table is freed with the last pulse that holds it; this holder (a few KB of
-// text) stays for the next one.
+// object, not a static one, so no exit-time destructor runs; freed with the
+// table, when the last pulse that holds it lets it go.
 struct SharedTable {
   std::string names;
   std::string fd_first;
   std::weak_ptr<const SyscallTable> table;
+  const SyscallTable* raw = nullptr;  // which table this is, for its deleter
 };
 SharedTable* shared_table = nullptr;
+
+// Runs where the last holder drops the table (a JS thread's stop() or
+// cleanup hook): frees the holder too, unless a newer table replaced it.
+struct SharedTableDeleter {
+  void operator()(const SyscallTable* table) const {
+    pthread_mutex_lock(&shared_table_mutex);
+    if (shared_table != nullptr && shared_table->raw == table) {
+      delete shared_table;
+      shared_table = nullptr;
+    }
+    pthread_mutex_unlock(&shared_table_mutex);
+    delete table;
+  }
+};
 }  // namespace
 
 std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
@@ -96,11 +110,13 @@ std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
     table = shared_table->table.lock();
   }
   if (!table) {
-    table = std::make_shared<const SyscallTable>(ParseSyscallTable(names, fd_first));
+    const SyscallTable* parsed = new SyscallTable(ParseSyscallTable(names, fd_first));
+    table = std::shared_ptr<const SyscallTable>(parsed, SharedTableDeleter());
     if (shared_table == nullptr) shared_table = new SharedTable();
     shared_table->names = names;
     shared_table->fd_first = fd_first;
     shared_table->table = table;
+    shared_table->raw = parsed;
   }
   pthread_mutex_unlock(&shared_table_mutex);
   return table;
