@@ -15,6 +15,10 @@ import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } 
 import { iso, record } from '../contract/record';
 import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
 import * as S from './worker-state';
+import { systemdOff } from '../contract/systemd';
+
+const WORKER_NO_SYSTEMD =
+  'the "worker" strategy cannot send to NOTIFY_SOCKET (Node has no datagram Unix sockets); the native strategy can';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
 // The thread starts from a one-line CommonJS script that requires it: Deno
@@ -123,6 +127,7 @@ export class WorkerPulse implements Pulse {
         tmp: threadTmp,
         intervalNs,
         maxStallNs,
+        exitOnStallNs: BigInt(Math.round(options.exitOnStall * 1e9)),
         startNs,
         staticFields: this.#staticFields,
         state: this.#state,
@@ -222,8 +227,13 @@ export class WorkerPulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
       stall: parseDiagnosis(this.#readDiagnosis().stall),
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
+      exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
+      systemd: systemdOff(o.systemd && isMainThread && process.env.NOTIFY_SOCKET ? WORKER_NO_SYSTEMD : null),
     };
   }
+
+  /** The "worker" strategy cannot talk to systemd: status().systemd says so. */
+  ready(): void {}
 
   /** The latest diagnosis the heartbeat thread sent; earlier ones are superseded. */
   #readDiagnosis(): S.ToOwner {
