@@ -38,7 +38,7 @@ export function claimSystemd(options: ResolvedOptions, pulse: object, env: Env =
   owner = pulse;
   const pid = env.WATCHDOG_PID;
   const usec = /^\d{1,15}$/.test(env.WATCHDOG_USEC ?? '') ? Number(env.WATCHDOG_USEC) : 0;
-  const ours = pid === undefined || pid.trim() === String(process.pid);
+  const ours = !pid || pid.trim() === String(process.pid);
   return { socket, watchdogUsec: ours ? usec : 0 };
 }
 
