@@ -47,13 +47,13 @@ export function releaseSystemd(pulse: object): void {
 }
 
 /** status().systemd for a pulse that does not talk to systemd. */
-export function systemdOff(reason: string | null): SystemdStatus {
+export function systemdOff(reason: string | null, at = new Date()): SystemdStatus {
   return {
     enabled: false,
     socket: null,
     watchdogUsec: null,
     sent: 0,
-    lastError: reason ? { code: 'ENOTSUP', message: reason, at: new Date() } : null,
+    lastError: reason ? { code: 'ENOTSUP', message: reason, at } : null,
   };
 }
 

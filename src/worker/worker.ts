@@ -80,9 +80,12 @@ export class WorkerPulse implements Pulse {
   #armed = 0; // waiters armed minus those seen woken; owner thread only
   #wokenSeen = 0; // S.OWNER_WOKEN when last read; owner thread only
   readonly #atExit = () => this.#stop(this.#options.removeOnStop);
+  // Why this pulse does not talk to systemd although it would be the one to.
+  readonly #systemdNote: string | null;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
+    this.#systemdNote = options.systemd && isMainThread && process.env.NOTIFY_SOCKET ? WORKER_NO_SYSTEMD : null;
     const file = (this.file = options.file);
     ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
     this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt, previousRun(file));
@@ -228,7 +231,7 @@ export class WorkerPulse implements Pulse {
       stall: parseDiagnosis(this.#readDiagnosis().stall),
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
       exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
-      systemd: systemdOff(o.systemd && isMainThread && process.env.NOTIFY_SOCKET ? WORKER_NO_SYSTEMD : null),
+      systemd: systemdOff(this.#systemdNote, this.#startedAt),
     };
   }
 
