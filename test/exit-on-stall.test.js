@@ -120,3 +120,26 @@ test(`${STRATEGY}: a stall past maxStall but shorter than exitOnStall is logged 
   assert.match(result.stderr, /answering again/);
   assert.doesNotMatch(result.stderr, /ending the process/);
 });
+
+test(`${STRATEGY}: exitOnStall false, CELERY_PULSE_EXIT_ON_STALL=0 and the default are off; equal to maxStall is allowed`, (t) => {
+  const dir = tmpDir(t);
+  const saved = process.env.CELERY_PULSE_EXIT_ON_STALL;
+  t.after(() => (saved === undefined ? delete process.env.CELERY_PULSE_EXIT_ON_STALL : (process.env.CELERY_PULSE_EXIT_ON_STALL = saved)));
+  const cases = [
+    [{ exitOnStall: false, systemd: 'auto' }, undefined, false],
+    [{}, '0', false],
+    [{}, undefined, false],
+    [{ maxStall: 2, exitOnStall: 2, systemd: false }, undefined, 2],
+    [{ maxStall: 2 }, ' 7.5 ', 7.5],
+  ];
+  for (const [i, [options, env, expected]] of cases.entries()) {
+    if (env === undefined) delete process.env.CELERY_PULSE_EXIT_ON_STALL;
+    else process.env.CELERY_PULSE_EXIT_ON_STALL = env;
+    const p = pulse.start({ file: path.join(dir, `h${i}`), interval: 1, strategy: STRATEGY, ...options });
+    try {
+      assert.equal(p.status().exitOnStall, expected, JSON.stringify([options, env]));
+    } finally {
+      p.stop();
+    }
+  }
+});
