@@ -3,7 +3,7 @@
 // the status 128 + its number. WASI's proc_exit is the C library's exit()
 // (uvwasi), called from this thread: the process ends with exactly `status`,
 // however stuck its main thread is.
-import { WASI } from 'node:wasi';
+import type { WASI as WasiClass } from 'node:wasi';
 
 // The WebAssembly global, typed here: the project's lib has no DOM types.
 interface Wasm {
@@ -34,10 +34,13 @@ function module(status: number): Uint8Array {
 
 export function exitProcess(status: number): never {
   try {
-    // WASI is experimental on Node 20 and warns once; the warning would be
-    // the last line of a process that is ending for another reason.
+    // WASI is experimental on Node 20 and warns when loaded: loaded only
+    // here, with the warning silenced, since it would be the last line of a
+    // process that ends for another reason.
     process.removeAllListeners('warning');
-    const wasi = new WASI({ version: 'preview1', returnOnExit: false } as ConstructorParameters<typeof WASI>[0]);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { WASI } = require('node:wasi') as { WASI: typeof WasiClass };
+    const wasi = new WASI({ version: 'preview1', returnOnExit: false } as ConstructorParameters<typeof WasiClass>[0]);
     wasi.start(new wasm.Instance(new wasm.Module(module(status)), wasi.getImportObject()));
   } catch {
     // a runtime without WASI's exit: below
