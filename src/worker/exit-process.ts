@@ -33,6 +33,16 @@ function module(status: number): Uint8Array {
 }
 
 export function exitProcess(status: number): never {
+  // Bun's and Deno's node:wasi do not end the process from a worker (Deno's
+  // ends only the worker): there, SIGKILL.
+  const node = !process.versions.bun && !(process.versions as Record<string, string | undefined>).deno;
+  if (node) wasiExit(status);
+  // Not reached on Node. Elsewhere the process still ends, with status 137.
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable');
+}
+
+function wasiExit(status: number): void {
   try {
     // WASI is experimental on Node 20 and warns when loaded: loaded only
     // here, with the warning silenced, since it would be the last line of a
@@ -43,9 +53,6 @@ export function exitProcess(status: number): never {
     const wasi = new WASI({ version: 'preview1', returnOnExit: false } as ConstructorParameters<typeof WasiClass>[0]);
     wasi.start(new wasm.Instance(new wasm.Module(module(status)), wasi.getImportObject()));
   } catch {
-    // a runtime without WASI's exit: below
+    // no WASI here: the caller's SIGKILL
   }
-  // Not reached on Node. Elsewhere the process still ends, by SIGKILL (status 137).
-  process.kill(process.pid, 'SIGKILL');
-  throw new Error('unreachable');
 }
