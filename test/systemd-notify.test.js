@@ -160,8 +160,10 @@ test(`${STRATEGY}: a NOTIFY_SOCKET that leads nowhere, is too long or is not a s
     const saved = process.env.NOTIFY_SOCKET;
     process.env.NOTIFY_SOCKET = address;
     let p;
+    let second;
     try {
       p = pulse.start({ file: path.join(dir, `health-${code}`), interval: 0.05, strategy: STRATEGY });
+      second = pulse.start({ file: path.join(dir, `second-${code}`), interval: 0.05, strategy: STRATEGY });
     } finally {
       if (saved === undefined) delete process.env.NOTIFY_SOCKET;
       else process.env.NOTIFY_SOCKET = saved;
@@ -170,6 +172,7 @@ test(`${STRATEGY}: a NOTIFY_SOCKET that leads nowhere, is too long or is not a s
       p.ready();
       const status = p.status();
       assert.equal(status.running, true);
+      assert.equal(second.status().systemd.enabled, false, 'only the first pulse of the main thread talks to systemd');
       if (STRATEGY === 'native') {
         assert.equal(status.systemd.enabled, true);
         assert.equal(status.systemd.lastError.code, code, `${address}: ${JSON.stringify(status.systemd)}`);
@@ -181,6 +184,7 @@ test(`${STRATEGY}: a NOTIFY_SOCKET that leads nowhere, is too long or is not a s
       }
     } finally {
       p.stop();
+      second.stop();
     }
   }
 });
