@@ -7,7 +7,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
-const { pulse, runChildAsync, tmpDir, readRecord, STRATEGY } = require('./helpers');
+const { spawnSync } = require('node:child_process');
+const { PKG, pulse, runChildAsync, tmpDir, readRecord, STRATEGY } = require('./helpers');
 
 const STATUS = 70;
 
@@ -42,6 +43,10 @@ test(`${STRATEGY}: a loop stuck past exitOnStall ends the process with status 70
     assert.match(record.message, /; at stuckInLoop \(/);
     assert.match(result.stderr, /ending the process with status 70\n {4}at stuckInLoop \(/);
   }
+  // The probe says why the file is stale.
+  const check = spawnSync(process.execPath, [path.join(PKG, 'bin', 'celery-pulse-native.js'), 'check', '--file', file, '--max-age', '0.5'], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(check.status, 1, check.stderr);
+  assert.match(check.stdout + check.stderr, /exitOnStall \(2\.0 s\) ended the process with status 70; thread running/);
   // The next start() keeps the diagnosis.
   const next = pulse.start({ file, interval: 5, strategy: STRATEGY });
   t.after(() => next.stop());
