@@ -60,7 +60,7 @@ for (const kind of ['path', 'abstract']) {
     const address = kind === 'path' ? path.join(dir, 'notify') : `@celery-pulse-test-${process.pid}-${Date.now()}`;
     const messages = await receiver(t, address);
     const file = path.join(dir, 'health');
-    // interval 5 s, longer than WATCHDOG_USEC / 2 (0.3 s): the pings keep their own schedule.
+    // interval 5 s, longer than WATCHDOG_USEC / 2 (0.75 s): the pings keep their own schedule.
     const result = await runChildAsync(
       `const p = pulse.start({ file: ${JSON.stringify(file)}, interval: 5, maxStall: 1, strategy: 'native' });
        p.ready();
@@ -71,7 +71,7 @@ for (const kind of ['path', 'abstract']) {
          mark('free');
          setTimeout(() => { console.log(JSON.stringify(p.status().systemd)); p.stop(); }, 6000);
        }, 2000);`,
-      { env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '600000', WATCHDOG_PID: '' }, timeout: 30000 },
+      { env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '1500000', WATCHDOG_PID: '' }, timeout: 30000 },
     );
     assert.equal(result.status, 0, result.stderr);
     await waitFor(() => statuses(messages).some((s) => s.startsWith('STATUS=stopped')), 5000);
@@ -81,19 +81,19 @@ for (const kind of ['path', 'abstract']) {
     const status = JSON.parse(result.stdout.trim().split('\n').at(-1));
     assert.equal(status.enabled, true);
     assert.equal(status.socket, address);
-    assert.equal(status.watchdogUsec, 600000);
+    assert.equal(status.watchdogUsec, 1500000);
     assert.equal(status.lastError, null);
     assert.ok(lines(messages).some((l) => l.line === 'READY=1'), 'READY=1 sent');
 
     const all = pings(messages).map((p) => p.t);
     // While the loop answered (before the stall, and 1 s after it), no gap
-    // between pings exceeds WATCHDOG_USEC / 2 (with 150 ms for a loaded machine).
+    // between pings exceeds WATCHDOG_USEC / 2 (with 300 ms for a loaded machine).
     const answering = all.filter((at) => at < stuck || at > free + 1000);
     for (let i = 1; i < answering.length; i++) {
       if (answering[i - 1] < stuck && answering[i] > free) continue;
-      assert.ok(answering[i] - answering[i - 1] <= 450, `a gap of ${answering[i] - answering[i - 1]} ms between pings`);
+      assert.ok(answering[i] - answering[i - 1] <= 1050, `a gap of ${answering[i] - answering[i - 1]} ms between pings`);
     }
-    assert.ok(answering.filter((at) => at < stuck).length >= 4, 'pings before the stall');
+    assert.ok(answering.filter((at) => at < stuck).length >= 3, 'pings before the stall');
     assert.ok(answering.filter((at) => at > free).length >= 4, 'pings after the stall');
     // Stuck: no ping once maxStall (1 s) has passed, until the loop answers.
     const during = all.filter((at) => at > stuck + 1100 && at < free);
