@@ -102,12 +102,14 @@ int64_t Heartbeat::NextWake(int64_t deadline) const {
 
 void Heartbeat::PingBetween(int64_t now_mono) {
   next_ping_mono_ns_ = now_mono + config_.watchdog_ns / 3;
-  // The last deadline's judgment, and the loop's silence now: no ping for a
-  // loop that Tick() found stuck, or that has been silent too long since.
+  // Tick()'s measure of the gate, between its deadlines: no ping for a loop
+  // silent longer than maxStall (an expectStall() window counts as an
+  // answer). A loop that answers again after a stall is fed at once: the
+  // next deadline may be a whole interval away, longer than the watchdog.
   const int64_t answered = last_answer_mono_ns_.load();
   const int64_t expect_until = expect_until_mono_ns_.load();
   const int64_t silent = now_mono - (expect_until > answered ? expect_until : answered);
-  if (stalled_.load() || (config_.max_stall_ns >= 0 && silent > config_.max_stall_ns)) return;
+  if (config_.max_stall_ns >= 0 && silent > config_.max_stall_ns) return;
   Notify("WATCHDOG=1");
 }
 
