@@ -95,6 +95,9 @@ for (const kind of ['path', 'abstract']) {
     }
     assert.ok(answering.filter((at) => at < stuck).length >= 3, 'pings before the stall');
     assert.ok(answering.filter((at) => at > free).length >= 4, 'pings after the stall');
+    // Fed again as soon as the loop answers, not at the next deadline (5 s away).
+    const firstAfter = all.find((at) => at > free);
+    assert.ok(firstAfter !== undefined && firstAfter - free <= 1050, `first ping ${firstAfter - free} ms after the loop answered again`);
     // Stuck: no ping once maxStall (1 s) has passed, until the loop answers.
     const during = all.filter((at) => at > stuck + 1100 && at < free);
     assert.deepEqual(during, [], 'no ping while stuck past maxStall');
