@@ -130,3 +130,38 @@ test('PM2: exitOnStall ends a stuck worker with status 70 and PM2 restarts it; b
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'busy.health'), 'utf8')).state, 'running');
   console.log(`pm2: stuck worker ended ${endedMs} ms after getting stuck (exitOnStall ${exitOnStall} s, interval ${interval} s)`);
 });
+
+// Why the docs put the preload in node_args: a NODE_OPTIONS given to `pm2
+// start` preloads into the pm2 command itself. That short-lived process pulses
+// the file and leaves it "stopped"; the daemon and the worker inherit its
+// marker (CELERY_PULSE_REGISTERED) and do not pulse: the worker runs without
+// a heartbeat.
+test('PM2: the preload in NODE_OPTIONS pulses the pm2 command, not the worker', { timeout: 120000 }, async (t) => {
+  const pm2 = await pm2Bin();
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-pm2-home-'));
+  const dir = appDir(fs.mkdtempSync(path.join(os.tmpdir(), 'pulse-pm2-app-')));
+  const file = path.join(dir, 'health');
+  const env = { ...process.env, PM2_HOME: home, SUPERVISED_MODE: 'idle', CELERY_PULSE_HEALTHCHECK_FILE: file, CELERY_PULSE_HEARTBEAT_INTERVAL: '0.5' };
+  delete env.CELERY_PULSE_REGISTERED;
+  const pm = (args, options = {}) => run(process.execPath, [pm2, ...args], { env, cwd: dir, timeout: 60000, ...options });
+  t.after(async () => {
+    await pm(['kill'], { allowFail: true, timeout: 30000 });
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await pm(['start', path.join(dir, 'worker.js'), '--name', 'worker'], {
+    env: { ...env, NODE_OPTIONS: `--require ${path.join(dir, 'node_modules', 'celery-pulse-native', 'dist', 'register.js')}` },
+  });
+  const worker = await until('the worker to run', 30000, async () => {
+    const p = JSON.parse((await pm(['jlist'])).stdout).find((x) => x.name === 'worker');
+    return p && p.pid > 0 ? p : null;
+  });
+  const record = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(record.state, 'stopped', 'the pm2 command\'s pulse stopped with it');
+  assert.notEqual(record.pid, worker.pid, 'the record is not the worker\'s');
+  assert.match(worker.pm2_env.CELERY_PULSE_REGISTERED, new RegExp(`^${record.pid}:`), 'the worker inherited the pm2 command\'s marker');
+  // Some deadlines later the file is still the pm2 command's: nothing beats it.
+  const mtime = fs.statSync(file).mtimeMs;
+  await until('two seconds of the worker running', 10000, () => Date.now() - mtime > 2000);
+  assert.equal(fs.statSync(file).mtimeMs, mtime, 'something beat the file');
+});
