@@ -27,12 +27,14 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
                         InstanceMethod<&PulseHandle::Untrack>("untrack"),
                         InstanceMethod<&PulseHandle::ExpectStall>("expectStall"),
                         InstanceMethod<&PulseHandle::Stall>("stall"),
-                        InstanceMethod<&PulseHandle::LastStall>("lastStall")});
+                        InstanceMethod<&PulseHandle::LastStall>("lastStall"),
+                        InstanceMethod<&PulseHandle::Ready>("ready")});
   }
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
   //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable,
-  //                 stackApi?, stackCtx?, ownFiles?)
+  //                 stackApi?, stackCtx?, exitOnStallSec, notifySocket,
+  //                 watchdogUsec, ownFiles)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -65,8 +67,16 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
         config.stack_unavailable = "the stack support binary does not match this release";
       }
     }
+    // exitOnStall (0 = off); systemd's socket ("" = off) and watchdog.
+    if (info.Length() > 13) {
+      config.exit_on_stall_ns =
+          static_cast<int64_t>(std::llround(info[11].As<Napi::Number>().DoubleValue() * 1e9));
+      config.notify_socket = info[12].As<Napi::String>().Utf8Value();
+      config.watchdog_ns =
+          static_cast<int64_t>(std::llround(info[13].As<Napi::Number>().DoubleValue() * 1e3));
+    }
     // The package's own files (its dist/ folder): frames there are marked.
-    if (info.Length() > 11 && info[11].IsString()) config.own_files = info[11].As<Napi::String>().Utf8Value();
+    if (info.Length() > 14 && info[14].IsString()) config.own_files = info[14].As<Napi::String>().Utf8Value();
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 
@@ -161,6 +171,11 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return Napi::String::New(info.Env(), heartbeat_ ? heartbeat_->LastStallJson() : final_last_stall_);
   }
 
+  // READY=1 to systemd: 0 or the send's errno.
+  Napi::Value Ready(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), heartbeat_ ? heartbeat_->Ready() : 0);
+  }
+
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     pulse::Snapshot s = heartbeat_ ? heartbeat_->Read() : final_;
@@ -176,6 +191,9 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     out.Set("errno", s.last_errno);
     out.Set("errorOp", static_cast<int>(s.last_error_op));
     out.Set("errorMs", NsToMs(s.last_error_wall_ns));
+    out.Set("notifySent", static_cast<double>(s.notify_sent));
+    out.Set("notifyErrno", s.notify_errno);
+    out.Set("notifyErrorMs", NsToMs(s.notify_error_wall_ns));
     return out;
   }
 

@@ -59,18 +59,6 @@ int64_t ClockNs(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * kNsPerSec + ts.tv_nsec;
 }
 
-// "2026-11-25T13:14:15.123Z"
-std::string Iso(int64_t wall_ns) {
-  time_t secs = static_cast<time_t>(wall_ns / kNsPerSec);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-           tm.tm_sec, static_cast<int>((wall_ns % kNsPerSec) / kNsPerMs));
-  return buf;
-}
-
 std::string Seconds(int64_t ns) {
   char buf[32];
   snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ns) / kNsPerSec);
@@ -93,6 +81,17 @@ std::string TmpPath(const std::string& path) {
 }
 
 }  // namespace
+
+std::string Iso(int64_t wall_ns) {
+  time_t secs = static_cast<time_t>(wall_ns / kNsPerSec);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+           tm.tm_sec, static_cast<int>((wall_ns % kNsPerSec) / kNsPerMs));
+  return buf;
+}
 
 int64_t MonotonicNs() { return ClockNs(CLOCK_MONOTONIC); }
 int64_t WallNs() { return ClockNs(CLOCK_REALTIME); }
@@ -148,7 +147,7 @@ std::string Heartbeat::Record(const char* state, const std::string& message,
   out += "\",\"message\":\"" + JsonEscape(message) + "\",\"updatedAt\":\"" + Iso(wall_ns) +
          "\",\"lastBeatAt\":";
   out += last_beat_ns ? "\"" + Iso(last_beat_ns) + "\"" : std::string("null");
-  if (state == std::string("stalled")) {
+  if (state == std::string("stalled") || state == std::string("exited")) {
     out += ",\"stalledSince\":\"" + Iso(stalled_since_wall_ns_) + "\"";
   }
   out += ",\"loopSilentMs\":" +
@@ -194,6 +193,7 @@ FileResult Heartbeat::Start() {
   }
   beats_.store(1);
   last_beat_wall_ns_.store(wall);
+  NotifyOpen();
 
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -233,6 +233,7 @@ void Heartbeat::Stop(bool remove) {
   pthread_cond_signal(&wake_);
   pthread_mutex_unlock(&mutex_);
   pthread_join(thread_, nullptr);
+  NotifyStopped();
 
   int64_t wall = WallNs();
   // Something other than a regular file planted at the path is left as found.
@@ -271,6 +272,9 @@ Snapshot Heartbeat::Read() const {
   s.last_errno = last_errno_.load();
   s.last_error_op = static_cast<FileOp>(last_error_op_.load());
   s.last_error_wall_ns = last_error_wall_ns_.load();
+  s.notify_sent = notify_sent_.load();
+  s.notify_errno = notify_errno_.load();
+  s.notify_error_wall_ns = notify_error_wall_ns_.load();
   return s;
 }
 
@@ -285,9 +289,10 @@ void Heartbeat::Run() {
   pthread_mutex_lock(&mutex_);
   for (;;) {
     const int64_t deadline = start_mono_ns_ + k * interval;
-    timespec abs = {static_cast<time_t>(deadline / kNsPerSec),
-                    static_cast<long>(deadline % kNsPerSec)};
-    while (!stop_requested_ && MonotonicNs() < deadline) {
+    const int64_t wake = NextWake(deadline);  // a watchdog ping may come first
+    timespec abs = {static_cast<time_t>(wake / kNsPerSec),
+                    static_cast<long>(wake % kNsPerSec)};
+    while (!stop_requested_ && MonotonicNs() < wake) {
       pthread_cond_timedwait(&wake_, &mutex_, &abs);
     }
     if (stop_requested_) break;
@@ -296,6 +301,11 @@ void Heartbeat::Run() {
     pthread_mutex_unlock(&mutex_);  // never hold the lock across file I/O
 
     const int64_t now = MonotonicNs();
+    if (now < deadline) {
+      PingBetween(now);
+      pthread_mutex_lock(&mutex_);
+      continue;
+    }
     Tick(now);
     // Deadlines missed while the process was frozen (SIGSTOP) are skipped,
     // not replayed in a burst.
@@ -603,6 +613,8 @@ void Heartbeat::Tick(int64_t now_mono) {
                   "stalled since " + Iso(stalled_since_wall_ns_) +
                       ", loop silent for " + Seconds(loop_silent) + "; beats withheld",
                   diag_fields_, wall);
+    NotifyStalled(loop_silent);
+    if (config_.exit_on_stall_ns > 0 && silent > config_.exit_on_stall_ns) EndProcess(loop_silent, wall);
     return;
   }
   if (stalled_.load()) EndStall();
@@ -622,6 +634,7 @@ void Heartbeat::Tick(int64_t now_mono) {
     veto_fields = veto_fields_;
   }
   pthread_mutex_unlock(&veto_mutex_);
+  NotifyAnswering(now_mono, veto_message);  // the gate is open: systemd's watchdog is fed
   if (!veto_message.empty()) {
     vetoed_.fetch_add(1);
     WriteWithheld("unhealthy", veto_message, veto_fields, wall);

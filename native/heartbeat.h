@@ -15,6 +15,7 @@
 
 #include "diagnose.h"
 #include "pulse_file.h"
+#include "sd_notify.h"
 #include "stack/stack_api.h"
 
 namespace pulse {
@@ -37,7 +38,17 @@ struct Config {
   // wrapper): marked "internal" in the record, left out of the log block and
   // of lastStall's top frames. Empty: none is.
   std::string own_files;
+  // exitOnStall: the loop's silence (ns) that ends the process; 0 = never.
+  int64_t exit_on_stall_ns = 0;
+  // systemd: NOTIFY_SOCKET when this pulse talks to systemd, else empty; and
+  // WATCHDOG_USEC in ns (0: no watchdog pings).
+  std::string notify_socket;
+  int64_t watchdog_ns = 0;
 };
+
+// The exit status of a process ended by exitOnStall: Node's own are 1 to 14
+// and 128 + a signal's number.
+constexpr int kExitOnStallStatus = 70;
 
 struct Snapshot {
   uint64_t beats = 0;
@@ -51,6 +62,10 @@ struct Snapshot {
   int last_errno = 0;
   FileOp last_error_op = FileOp::kNone;
   int64_t last_error_wall_ns = 0;
+  // systemd: datagrams sent, and the last send's errno (0 = none) and time.
+  uint64_t notify_sent = 0;
+  int notify_errno = 0;
+  int64_t notify_error_wall_ns = 0;
 };
 
 class Heartbeat {
@@ -83,6 +98,8 @@ class Heartbeat {
   // objects; empty when there is none.
   std::string StallJson() const;
   std::string LastStallJson() const;
+  // pulse.ready(): READY=1 to systemd. Returns 0 or the send's errno. JS thread.
+  int Ready();
 
  private:
   static void* ThreadMain(void* self);
@@ -116,6 +133,19 @@ class Heartbeat {
   void CaptureStack(int64_t wall_ns);
   void ReleaseStack();
   void Log(const std::string& text) const;
+  // native/watchdog.cc: systemd's notify protocol and exitOnStall, acting on
+  // Tick()'s judgment. Heartbeat thread, except NotifyOpen (Start()),
+  // NotifyStopped (Stop(), after the join) and Ready (JS thread).
+  void NotifyOpen();
+  int Notify(const std::string& message);
+  void NotifyAnswering(int64_t now_mono, const std::string& veto_message);
+  void NotifyStalled(int64_t loop_silent);
+  void NotifyStopped();
+  // The earlier of the beat's deadline and the next watchdog ping's.
+  int64_t NextWake(int64_t deadline) const;
+  void PingBetween(int64_t now_mono);
+  std::string StuckLine(int64_t loop_silent) const;
+  [[noreturn]] void EndProcess(int64_t loop_silent, int64_t wall);
 
   const Config config_;
   const std::string tmp_path_;
@@ -212,6 +242,19 @@ class Heartbeat {
   // Monotonic ns until which silence withholds no beat (expectStall); 0 =
   // none. Written by the JS thread after expect_reason_, read at deadlines.
   std::atomic<int64_t> expect_until_mono_ns_{0};
+
+  // systemd. The socket is opened by Start() before the thread runs and
+  // closed by the destructor; sends are single sendto calls, safe from both
+  // threads.
+  Notifier notifier_;
+  enum class Told { kNothing, kRunning, kStalled, kUnhealthy };
+  Told told_ = Told::kNothing;      // the last STATUS= state; heartbeat thread
+  int64_t next_ping_mono_ns_ = 0;   // heartbeat thread (Start() before it runs)
+  // Written by whichever thread sends (heartbeat, or the JS thread for
+  // READY=1 and the stop line), read by Read().
+  std::atomic<uint64_t> notify_sent_{0};
+  std::atomic<int> notify_errno_{0};
+  std::atomic<int64_t> notify_error_wall_ns_{0};
 };
 
 // Process-wide: the files pulsed by any environment of this process.
@@ -220,5 +263,7 @@ void ReleaseFile(const std::string& key);
 
 int64_t MonotonicNs();
 int64_t WallNs();
+// "2026-11-25T13:14:15.123Z"
+std::string Iso(int64_t wall_ns);
 
 }  // namespace pulse

@@ -4,6 +4,8 @@ import type { Pulse } from './contract/pulse';
 import { startStrategy } from './strategy';
 
 export type { PulseOptions, Strategy } from './contract/options';
+export { EXIT_ON_STALL_STATUS } from './contract/options';
+export type { SystemdStatus } from './contract/systemd';
 export type { Pulse } from './contract/pulse';
 export type { PulseStatus, PulseLastError } from './contract/status';
 export type { PulseErrorCode, PulseError } from './contract/errors';

@@ -50,6 +50,19 @@ const cases = [
   ['env file empty', {}, { CELERY_PULSE_HEALTHCHECK_FILE: '' }, TypeError, ENV, /env CELERY_PULSE_HEALTHCHECK_FILE must be a non-empty file path, got ""/],
   ['env file a directory', {}, { CELERY_PULSE_HEALTHCHECK_FILE: '/var/tmp/' }, TypeError, ENV, /env CELERY_PULSE_HEALTHCHECK_FILE must be the path of a file/],
   ['env strategy unknown', {}, { CELERY_PULSE_STRATEGY: 'fast' }, TypeError, ENV, /env CELERY_PULSE_STRATEGY must be one of .* got "fast"/],
+  ['exitOnStall below maxStall', { maxStall: 5, exitOnStall: 2 }, {}, RangeError, OPT, /option "exitOnStall" must be a number of seconds of at least maxStall \(5\), got 2/],
+  ['exitOnStall with the gate off', { maxStall: Infinity, exitOnStall: 60 }, {}, RangeError, OPT, /option "exitOnStall" .* at least maxStall \(Infinity\), got 60/],
+  ['exitOnStall negative', { exitOnStall: -3 }, {}, RangeError, OPT, /option "exitOnStall" .* got -3/],
+  ['exitOnStall NaN', { exitOnStall: NaN }, {}, RangeError, OPT, /option "exitOnStall" .* got NaN/],
+  ['exitOnStall a string', { exitOnStall: '10' }, {}, TypeError, OPT, /option "exitOnStall" must be a number of seconds, got "10"/],
+  ['exitOnStall true', { exitOnStall: true }, {}, TypeError, OPT, /option "exitOnStall" must be a number of seconds, got true/],
+  ['env exitOnStall below maxStall', {}, { CELERY_PULSE_MAX_STALL: '30', CELERY_PULSE_EXIT_ON_STALL: '10' }, RangeError, ENV, /env CELERY_PULSE_EXIT_ON_STALL must be a number of seconds of at least maxStall \(30\), got "10"/],
+  ['env exitOnStall not numeric', {}, { CELERY_PULSE_EXIT_ON_STALL: 'soon' }, TypeError, ENV, /env CELERY_PULSE_EXIT_ON_STALL must be a number of seconds, got "soon"/],
+  ['env exitOnStall negative', {}, { CELERY_PULSE_EXIT_ON_STALL: '-60' }, TypeError, ENV, /env CELERY_PULSE_EXIT_ON_STALL .* got "-60"/],
+  ['env exitOnStall NaN', {}, { CELERY_PULSE_EXIT_ON_STALL: 'NaN' }, TypeError, ENV, /env CELERY_PULSE_EXIT_ON_STALL .* got "NaN"/],
+  ['systemd true', { systemd: true }, {}, TypeError, OPT, /option "systemd" must be "auto" or false, got true/],
+  ['systemd "on"', { systemd: 'on' }, {}, TypeError, OPT, /option "systemd" must be "auto" or false, got "on"/],
+  ['env systemd maybe', {}, { CELERY_PULSE_SYSTEMD: 'maybe' }, TypeError, ENV, /env CELERY_PULSE_SYSTEMD must be "auto" or "0", got "maybe"/],
 ];
 
 for (const [title, options, env, Kind, code, pattern] of cases) {
@@ -116,7 +129,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
   });
 });
 
-test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged', () => {
+test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged, no exitOnStall, systemd auto', () => {
   const { resolveOptions } = require('../dist/contract/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
@@ -127,6 +140,8 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     healthCheck: undefined,
     healthCheckTimeout: 5,
     logStalls: true,
+    exitOnStall: 0,
+    systemd: true,
   });
 });
 

@@ -9,6 +9,12 @@
 //   <!-- test: demo -->           `npm run demo`, run by demo.test.js
 //   <!-- test: example -->        first command starts an example, the rest (the
 //                                 probe) must then pass; readme-examples.test.js
+//   <!-- test: systemd -->        a unit file, run under a real systemd
+//   <!-- test: pm2 -->            an ecosystem file, run under PM2
+//   <!-- test: docker run -->     a `docker run` line, run on a real engine
+//   <!-- test: compose -->        a Compose service; its restart, init and
+//                                 environment become `docker run` flags
+//                                 (test/supervisors/*.test.js)
 const fs = require('node:fs');
 const path = require('node:path');
 const { PKG } = require('./helpers');

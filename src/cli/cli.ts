@@ -260,7 +260,7 @@ function mappedPosition(frame: StackFrame): string {
 /** The stall diagnosis of a record, its lastStall and its previous run, as status rows. */
 function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [string, string][] {
   const rows: [string, string][] = [];
-  if (rec.state === 'stalled' && (rec.thread !== undefined || rec.stack !== undefined)) {
+  if ((rec.state === 'stalled' || rec.state === 'exited') && (rec.thread !== undefined || rec.stack !== undefined)) {
     stackLines(rec.stack, rec.stackUnavailable).forEach((line, i) => rows.push([i === 0 ? 'stack' : '', line]));
     if (typeof rec.stackAt === 'string') rows.push(['stack at', when(rec.stackAt)]);
     if (isObject(rec.thread)) rows.push(['thread', threadLine(rec.thread as unknown as ThreadView)]);

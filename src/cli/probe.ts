@@ -7,7 +7,7 @@ import { activeLine, frameLine, threadLine, userFrames, type ActiveLabel, type S
 
 /**
  * What the probe found at the path. `running`, `stalled`, `unhealthy`,
- * `stopped` come from the record; `gone` is a file that is not fresh and whose
+ * `stopped`, `exited` (ended by exitOnStall) come from the record; `gone` is a file that is not fresh and whose
  * recorded process no longer runs on this host.
  */
 export type ProbeState =
@@ -15,6 +15,7 @@ export type ProbeState =
   | 'stalled'
   | 'unhealthy'
   | 'stopped'
+  | 'exited'
   | 'gone'
   | 'missing'
   | 'symlink'
@@ -188,6 +189,11 @@ function explain(
       const when = written ? ` (as of ${written})` : '';
       const tail = ok ? `; the file goes stale in ${seconds(maxAgeMs - ageMs)}` : '';
       return ['unhealthy', `${message}${when}${tail}${paren}`];
+    }
+    case 'exited': {
+      // exitOnStall ended the process: the message holds the stall's line.
+      const message = typeof record.message === 'string' ? record.message : 'ended by exitOnStall';
+      return ['exited', `${message}${diagnosisText(record)}${paren}`];
     }
     case 'stopped': {
       const message = typeof record.message === 'string' ? record.message : 'stopped';

@@ -37,6 +37,18 @@ export interface PulseOptions {
    * JSON line, `false` nothing.
    */
   logStalls?: LogStalls;
+  /**
+   * Seconds of event-loop silence (at least maxStall) after which the
+   * heartbeat thread writes an "exited" record, logs the stall and ends the
+   * process with EXIT_ON_STALL_STATUS, so a supervisor restarts it. Default:
+   * off (false).
+   */
+  exitOnStall?: number | false;
+  /**
+   * 'auto' (the default): under systemd (NOTIFY_SOCKET set), the main thread's
+   * first pulse feeds WatchdogSec= and sends STATUS= lines. false: never.
+   */
+  systemd?: 'auto' | false;
 }
 
 export interface ResolvedOptions {
@@ -48,6 +60,9 @@ export interface ResolvedOptions {
   healthCheck: HealthCheck | undefined;
   healthCheckTimeout: number;
   logStalls: LogStalls;
+  /** Seconds; 0 = off. */
+  exitOnStall: number;
+  systemd: boolean;
 }
 
 export const ENV = {
@@ -56,7 +71,15 @@ export const ENV = {
   maxStall: 'CELERY_PULSE_MAX_STALL',
   strategy: 'CELERY_PULSE_STRATEGY',
   logStalls: 'CELERY_PULSE_LOG_STALLS',
+  exitOnStall: 'CELERY_PULSE_EXIT_ON_STALL',
+  systemd: 'CELERY_PULSE_SYSTEMD',
 } as const;
+
+/**
+ * The exit status of a process ended by exitOnStall. Node itself exits with
+ * 1 to 14 and 128 + a signal's number; 70 is none of them.
+ */
+export const EXIT_ON_STALL_STATUS = 70;
 
 export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy, healthCheckTimeout: 5 };
 
@@ -67,7 +90,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'exitOnStall', 'systemd']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -209,7 +232,34 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
     logStalls = modes[text];
   }
 
-  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls };
+  // exitOnStall: false or unset is off; "0" in the env too.
+  let exitOnStall = 0;
+  let exitSource: Source | undefined;
+  if (has('exitOnStall')) {
+    exitSource = opt('exitOnStall');
+    if (given.exitOnStall !== false) exitOnStall = checkSeconds(given.exitOnStall, exitSource, false);
+  } else if (env[ENV.exitOnStall] !== undefined && (env[ENV.exitOnStall] as string).trim() !== '0') {
+    exitSource = fromEnv(ENV.exitOnStall);
+    exitOnStall = parseSeconds(env[ENV.exitOnStall] as string, exitSource, false);
+  }
+  if (exitSource !== undefined && exitOnStall > 0 && !(exitOnStall >= maxStall)) {
+    const shown = exitSource.kind === 'env' ? env[ENV.exitOnStall] : given.exitOnStall;
+    throw invalid(exitSource, shown, `a number of seconds of at least maxStall (${maxStall})`, RangeError);
+  }
+
+  let systemd = true;
+  if (has('systemd')) {
+    if (given.systemd !== 'auto' && given.systemd !== false) {
+      throw invalid(opt('systemd'), given.systemd, '"auto" or false', TypeError);
+    }
+    systemd = given.systemd === 'auto';
+  } else if (env[ENV.systemd] !== undefined) {
+    const text = (env[ENV.systemd] as string).trim();
+    if (text !== 'auto' && text !== '0') throw invalid(fromEnv(ENV.systemd), env[ENV.systemd], '"auto" or "0"', TypeError);
+    systemd = text === 'auto';
+  }
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, exitOnStall, systemd };
 }
 
 /** expectStall(seconds, reason?): checked like the other durations; the reason cut at 200 characters. */

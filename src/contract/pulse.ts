@@ -24,6 +24,12 @@ export interface Pulse {
    * withholds no beat, and the record says so. Silence past it is a stall.
    */
   expectStall(seconds: number, reason?: string): void;
+  /**
+   * Tells systemd the service is ready (READY=1, for Type=notify units). Does
+   * nothing for a pulse that does not talk to systemd; a failed send shows in
+   * status().systemd.lastError.
+   */
+  ready(): void;
 }
 
 /** track() for both strategies: `begin` lists the label, `end` drops it. */

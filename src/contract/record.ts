@@ -1,7 +1,7 @@
 // The JSON record in the healthcheck file, written byte for byte as the
 // addon writes it (native/heartbeat.cc, Heartbeat::Record).
 
-export type RecordState = 'running' | 'stalled' | 'unhealthy' | 'stopped';
+export type RecordState = 'running' | 'stalled' | 'unhealthy' | 'stopped' | 'exited';
 
 /** "2026-11-25T13:14:15.123Z" */
 export function iso(wallMs: number): string {
@@ -41,7 +41,7 @@ export function record(
 ): string {
   let out = `{"state":"${state}","message":"${jsonEscape(message)}","updatedAt":"${iso(wallMs)}","lastBeatAt":`;
   out += lastBeatMs > 0 ? `"${iso(lastBeatMs)}"` : 'null';
-  if (state === 'stalled' && stalledSinceMs !== undefined) out += `,"stalledSince":"${iso(stalledSinceMs)}"`;
+  if ((state === 'stalled' || state === 'exited') && stalledSinceMs !== undefined) out += `,"stalledSince":"${iso(stalledSinceMs)}"`;
   out += `,"loopSilentMs":${Math.trunc(loopSilentMs)}`;
   if (extraFields) out += `,${extraFields}`;
   if (staticFields) out += `,${staticFields}`;

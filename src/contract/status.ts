@@ -5,6 +5,7 @@ import type { HealthCheckStatus } from './health';
 import type { Strategy } from './options';
 import type { LastStall, StallDiagnosis } from '../diagnosis/stall-text';
 import type { FileOpName } from '../native/loader';
+import type { SystemdStatus } from './systemd';
 
 export interface PulseLastError {
   /**
@@ -46,6 +47,10 @@ export interface PulseStatus {
   stall: StallDiagnosis | null;
   /** The last stall that ended, with its duration; null before any. */
   lastStall: LastStall | null;
+  /** Seconds of silence that end the process (exitOnStall), or false. */
+  exitOnStall: number | false;
+  /** What this pulse tells systemd (NOTIFY_SOCKET). */
+  systemd: SystemdStatus;
 }
 
 /** A diagnosis handed over as JSON text by a heartbeat thread; '' is none. */

@@ -141,7 +141,7 @@ const obj = <T>(v: unknown): T | null => (v !== null && typeof v === 'object' &&
 
 /**
  * The diagnosis of the process that last wrote the file, when it died stalled
- * or unhealthy: start() keeps it as `previous`, one level only. A file that
+ * or unhealthy, or was ended by exitOnStall: start() keeps it as `previous`, one level only. A file that
  * holds no record, or a record of a process that stopped or was healthy, gives
  * null. Never follows a link, never blocks on a FIFO.
  */
@@ -168,7 +168,7 @@ export function previousRun(file: string): PreviousRun | null {
   } catch {
     return null;
   }
-  if (record === null || (record.state !== 'stalled' && record.state !== 'unhealthy')) return null;
+  if (record === null || (record.state !== 'stalled' && record.state !== 'unhealthy' && record.state !== 'exited')) return null;
   const stack = arr<StackFrame>(record.stack);
   return {
     pid: typeof record.pid === 'number' ? record.pid : null,

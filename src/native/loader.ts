@@ -16,6 +16,8 @@ export interface NativeHandle {
   /** The current stall's diagnosis, and the last one's, as JSON text ('' when none). */
   stall(): string;
   lastStall(): string;
+  /** READY=1 to systemd: 0 or the errno of the send. */
+  ready(): number;
 }
 
 export interface NativeStats {
@@ -30,6 +32,9 @@ export interface NativeStats {
   errno: number;
   errorOp: number;
   errorMs: number;
+  notifySent: number;
+  notifyErrno: number;
+  notifyErrorMs: number;
 }
 
 export interface NativeBinding {
@@ -43,9 +48,12 @@ export interface NativeBinding {
     syscallNames: string,
     fdFirstSyscalls: string,
     stackUnavailable: string,
-    stackApi?: bigint,
-    stackCtx?: bigint,
-    ownFiles?: string,
+    stackApi: bigint | undefined,
+    stackCtx: bigint | undefined,
+    exitOnStall: number,
+    notifySocket: string,
+    watchdogUsec: number,
+    ownFiles: string,
   ) => NativeHandle;
   sourceDigest: string;
 }

@@ -9,6 +9,7 @@ import { activePulses, runTracked, staticRecordFields, trackPulse, untrackPulse,
 import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from '../contract/status';
 import { FILE_OPS, type NativeBinding, type NativeHandle } from './loader';
 import { loadStack } from './stack';
+import { claimSystemd, releaseSystemd, systemdOff, systemdStatus, type SystemdPlan } from '../contract/systemd';
 
 export class NativePulse implements Pulse {
   readonly file: string;
@@ -17,6 +18,7 @@ export class NativePulse implements Pulse {
   readonly #startedAt = new Date();
   #ping: NodeJS.Timeout | undefined;
   #health: HealthCheckRunner | undefined;
+  readonly #systemd: SystemdPlan | null;
 
   constructor(binding: NativeBinding, options: ResolvedOptions) {
     this.#options = options;
@@ -26,6 +28,7 @@ export class NativePulse implements Pulse {
     // handle owns the context it attaches (released when its thread ends).
     const stack = loadStack();
     const [stackApi, stackCtx] = 'attach' in stack ? stack.attach() : [undefined, undefined];
+    const systemd = (this.#systemd = claimSystemd(options, this));
     this.#handle = new binding.PulseHandle(
       options.file,
       options.interval,
@@ -38,10 +41,14 @@ export class NativePulse implements Pulse {
       'unavailable' in stack ? stack.unavailable : '',
       stackApi,
       stackCtx,
+      options.exitOnStall,
+      systemd?.socket ?? '',
+      systemd?.watchdogUsec ?? 0,
       OWN_FILES,
     );
     const failure = this.#handle.start();
     if (failure !== null) {
+      releaseSystemd(this);
       if (failure.op === 0 && failure.errno === os.constants.errno.EEXIST) {
         throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${options.file}" is already pulsed by this process; stop that pulse first`, {
           path: options.file,
@@ -85,7 +92,13 @@ export class NativePulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(s.vetoed) : null,
       stall: parseDiagnosis(this.#handle.stall()),
       lastStall: parseDiagnosis(this.#handle.lastStall()),
+      exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
+      systemd: this.#systemd ? systemdStatus(this.#systemd, s.notifySent, s.notifyErrno, s.notifyErrorMs) : systemdOff(null),
     };
+  }
+
+  ready(): void {
+    if (this.#systemd && this.#ping !== undefined) this.#handle.ready();
   }
 
   track<T>(label: string, fn: () => T): T {
@@ -109,6 +122,7 @@ export class NativePulse implements Pulse {
     this.#ping = undefined;
     this.#health?.stop();
     this.#handle.stop(this.#options.removeOnStop);
+    releaseSystemd(this);
     untrackPulse(this);
   }
 }

@@ -10,6 +10,8 @@ import * as D from '../diagnosis/diagnosis';
 import { inspectTarget, keptMtimeMs, touch, writeRecord, type FileResult } from './pulse-file';
 import { iso, jsonEscape, record, seconds, type RecordState } from '../contract/record';
 import * as S from './worker-state';
+import { exitProcess } from './exit-process';
+import { EXIT_ON_STALL_STATUS } from '../contract/options';
 
 // The pulse this thread serves now (see begin() at the end).
 const boot = workerData as S.ThreadBoot;
@@ -192,6 +194,36 @@ function writeWithheld(state: 'stalled' | 'unhealthy', message: string, extraFie
   report(result, wall);
 }
 
+/**
+ * The twin of Heartbeat::EndProcess: the "exited" record, the log block, then
+ * the whole process ends at once with EXIT_ON_STALL_STATUS. process.exit()
+ * here would end this thread only; WASI's proc_exit calls the C library's
+ * exit() with the given status, from this thread, whatever the owner does.
+ */
+function endProcess(loopSilentMs: number, wall: number, stalled: string): void {
+  const status = EXIT_ON_STALL_STATUS;
+  const limit = seconds(Number(config.exitOnStallNs) / 1e6);
+  const message = `${stalled.replace(/; beats withheld$/, '')}; exitOnStall (${limit}) ended the process with status ${status}`;
+  if (inspectTarget(config.file).err === 0) {
+    const lastBeat = Number(Atomics.load(i64, S.LAST_BEAT_MS));
+    writeRecord(config.file, config.tmp, makeRecord('exited', message, wall, lastBeat, diagFields), keptMtimeMs(config.file, lastBeat));
+  }
+  if (config.logStalls === 2) {
+    log(
+      `{"msg":"celery-pulse-native: event loop stalled, ending the process","pid":${process.pid},"file":"${jsonEscape(config.file)}",` +
+        `"exitStatus":${status},"stalledSince":"${iso(stalledSinceMs)}","loopSilentMs":${Math.trunc(loopSilentMs)},${diagFields}}\n`,
+    );
+  } else if (config.logStalls === 1) {
+    log(
+      `celery-pulse-native: event loop stalled for ${seconds(loopSilentMs)} (pid ${process.pid}, ${config.file}); ` +
+        `exitOnStall (${limit}): ending the process with status ${status}\n` +
+        `    (no JavaScript stack: ${D.WORKER_NO_STACK})\n` +
+        `    thread ${diagThread ? D.threadLine(diagThread) : 'state unknown'}\n`,
+    );
+  }
+  exitProcess(status);
+}
+
 let ownerSpan = S.ownerSpanNs(config.ownerWaiters, config.intervalNs);
 
 /**
@@ -246,6 +278,7 @@ function tick(nowNs: bigint): boolean {
     // Say why, keeping the mtime at the last good beat: nothing fresh.
     const message = `stalled since ${iso(stalledSinceMs)}, loop silent for ${seconds(loopSilentMs)}; beats withheld`;
     writeWithheld('stalled', message, diagFields, wall, inspected);
+    if (config.exitOnStallNs > 0n && silentNs > config.exitOnStallNs) endProcess(loopSilentMs, wall, message);
     return true;
   }
   if (Atomics.load(i32, S.STALLED) === 1) endStall();

@@ -70,6 +70,7 @@ export interface HeartbeatConfig {
   tmp: string;
   intervalNs: bigint;
   maxStallNs: bigint; // < 0: the gate is off
+  exitOnStallNs: bigint; // 0: exitOnStall is off
   startNs: bigint; // monotonic time of the first beat; deadline k is start + k * interval
   staticFields: string;
   state: SharedArrayBuffer;

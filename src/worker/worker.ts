@@ -15,6 +15,10 @@ import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } 
 import { iso, record } from '../contract/record';
 import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
 import * as S from './worker-state';
+import { systemdOff } from '../contract/systemd';
+
+const WORKER_NO_SYSTEMD =
+  'the "worker" strategy cannot send to NOTIFY_SOCKET (Node has no datagram Unix sockets); the native strategy can';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
 // The thread starts from a one-line CommonJS script that requires it: Deno
@@ -144,9 +148,12 @@ export class WorkerPulse implements Pulse {
   #armed = 0; // waiters armed minus those seen woken; owner thread only
   #wokenSeen = 0; // S.OWNER_WOKEN when last read; owner thread only
   readonly #atExit = () => this.#stop(this.#options.removeOnStop);
+  // Why this pulse does not talk to systemd although it would be the one to.
+  readonly #systemdNote: string | null;
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
+    this.#systemdNote = options.systemd && isMainThread && process.env.NOTIFY_SOCKET ? WORKER_NO_SYSTEMD : null;
     const file = (this.file = options.file);
     ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
     this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt, previousRun(file));
@@ -191,6 +198,7 @@ export class WorkerPulse implements Pulse {
         tmp: threadTmp,
         intervalNs,
         maxStallNs,
+        exitOnStallNs: BigInt(Math.round(options.exitOnStall * 1e9)),
         startNs,
         staticFields: this.#staticFields,
         state: this.#state,
@@ -278,8 +286,13 @@ export class WorkerPulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
       stall: parseDiagnosis(this.#readDiagnosis().stall),
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
+      exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
+      systemd: systemdOff(this.#systemdNote, this.#startedAt),
     };
   }
+
+  /** The "worker" strategy cannot talk to systemd: status().systemd says so. */
+  ready(): void {}
 
   /** The latest diagnosis the heartbeat thread sent; earlier ones are superseded. */
   #readDiagnosis(): S.ToOwner {

@@ -26,6 +26,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const readme = require('../readme');
+const { baseRoot } = require('./base-root');
 
 const PKG = path.join(__dirname, '..', '..');
 const DOCKER = process.env.ENGINE_DOCKER || '/usr/bin/docker';
@@ -145,31 +146,6 @@ const STUCK_AFTER_MS = Math.max(8000, (2 * R.check.interval + 2) * 1000);
 // Per-test hard timeouts, from the bounds below plus the engine's stop grace
 // period and restart delay.
 const PHASE_MS = (STUCK_AFTER_MS + (Math.max(R.check.bound, R.shell.bound) + 10 + 5) * 1000) * 2 + 60000;
-
-/** The base image's root file system: the host's node and the libraries it links, BusyBox, tini. */
-function baseRoot(dir) {
-  const copy = (from, to = from) => {
-    fs.mkdirSync(path.join(dir, path.dirname(to)), { recursive: true });
-    fs.copyFileSync(fs.realpathSync(from), path.join(dir, to));
-    fs.chmodSync(path.join(dir, to), fs.statSync(fs.realpathSync(from)).mode);
-  };
-  const node = fs.realpathSync(process.execPath);
-  copy(node, '/usr/bin/node');
-  const ldd = spawnSync('ldd', [node], { encoding: 'utf8' });
-  assert.equal(ldd.status, 0, ldd.stderr);
-  for (const m of ldd.stdout.matchAll(/(\/\S+) \(0x/g)) copy(m[1]);
-  copy('/bin/busybox', '/bin/busybox');
-  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const applet of applets) if (!fs.existsSync(path.join(dir, 'bin', applet))) fs.symlinkSync('busybox', path.join(dir, 'bin', applet));
-  fs.mkdirSync(path.join(dir, 'usr', 'bin'), { recursive: true });
-  fs.symlinkSync('/bin/env', path.join(dir, 'usr', 'bin', 'env'));
-  // Debian's tini package puts it here, as in node:*-slim with `apt-get install tini`.
-  copy('/usr/bin/tini-static', '/usr/bin/tini');
-  fs.mkdirSync(path.join(dir, 'tmp'), { mode: 0o1777 });
-  fs.chmodSync(path.join(dir, 'tmp'), 0o1777);
-  fs.mkdirSync(path.join(dir, 'etc'));
-  fs.writeFileSync(path.join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-}
 
 /**
  * /app: worker.js and node_modules with the packed package (run.sh compiled
@@ -376,6 +352,37 @@ test('docker run: busy workers stay healthy, stuck ones turn unhealthy in time, 
     assertStallLog(log);
   }
   report(`docker run: busy check and shell containers healthy for the whole ${windowS} s window, ${runs.filter((r) => r.probes).map((r) => r.probes).join(' and ')} probes passed`);
+});
+
+// A process frozen whole (the cgroup freezer behind `docker pause`) is not a
+// stuck one: thawed, it logs no stall and its record says "running". Needs the
+// heartbeat to give the loop a fresh chance after a late wake-up.
+test('docker pause: a healthy container frozen for 8 s and thawed logs no stall, and its record says running', { timeout: 120000 }, async (t) => {
+  const name = `${TAG}-paused`;
+  const file = R.env.CELERY_PULSE_HEALTHCHECK_FILE ?? '/tmp/celery_healthcheck';
+  t.after(() => docker(['rm', '-f', name], { allowFail: true, timeout: 60000 }));
+  await docker(['run', '-d', '--name', name, '--network', 'none', '--cpus', '0.5', '-e', 'ENGINE_WORKER=busy', IMAGES.check]);
+  const healthy = async () => (await inspect([name]))[0].State.Health?.Status === 'healthy';
+  for (const until = Date.now() + 60000; !(await healthy()); await sleep(250)) {
+    assert.ok(Date.now() < until, `${name} never turned healthy`);
+  }
+  await docker(['pause', name]);
+  await sleep(8000); // the freeze itself
+  await docker(['unpause', name]);
+  const interval = Number(R.env.CELERY_PULSE_HEARTBEAT_INTERVAL);
+  // Beats resume: a record written after the thaw.
+  const thawed = Date.now();
+  let record;
+  for (const until = Date.now() + 30000; ; await sleep(250)) {
+    record = JSON.parse((await docker(['exec', name, 'cat', file])).stdout);
+    if (Date.parse(record.updatedAt) > thawed || Date.now() - thawed > 3 * interval * 1000) break;
+    assert.ok(Date.now() < until, 'no record after the thaw');
+  }
+  const { stdout, stderr } = await docker(['logs', name]);
+  assert.doesNotMatch(stdout + stderr, new RegExp(STALL_LOG), 'the thawed container logged a stall');
+  assert.equal(record.state, 'running', JSON.stringify(record));
+  assert.equal(record.lastStall, undefined, 'the record holds a lastStall');
+  assert.equal((await inspect([name]))[0].RestartCount, 0);
 });
 
 test('Kubernetes: the recipe\'s command ends a stuck worker at SIGTERM; node as PID 1 ignores it', { timeout: 60000 }, async (t) => {
