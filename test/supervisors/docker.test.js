@@ -158,8 +158,10 @@ test('docker pause: a healthy container with exitOnStall, frozen 8 s and thawed,
     '-e', 'NODE_OPTIONS=--require celery-pulse-native/register', '-e', 'CELERY_PULSE_HEALTHCHECK_FILE=/tmp/health',
     '-e', 'CELERY_PULSE_HEARTBEAT_INTERVAL=0.5', '-e', 'CELERY_PULSE_MAX_STALL=1.5', '-e', 'SUPERVISED_MODE=idle', BASE, 'node', 'worker.js']);
   // The file's mtime (ms) as the container sees it; null once it is not running.
+  // The probe's node gets no NODE_OPTIONS: the preload would pulse the same
+  // file from the probe process and leave its own "stopped" record there.
   const mtime = async () => {
-    const r = await docker(['exec', name, 'node', '-e', "process.stdout.write(String(require('fs').statSync('/tmp/health').mtimeMs))"], { allowFail: true });
+    const r = await docker(['exec', '-e', 'NODE_OPTIONS=', name, 'node', '-e', "process.stdout.write(String(require('fs').statSync('/tmp/health').mtimeMs))"], { allowFail: true });
     return r.status === 0 ? Number(r.stdout) : null;
   };
   const running = async () => JSON.parse((await docker(['inspect', name])).stdout)[0].State.Running;
