@@ -48,7 +48,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     config.static_fields = info[3].As<Napi::String>().Utf8Value();
     remove_on_cleanup_ = info[4].ToBoolean().Value();
     config.log_stalls = info[5].As<Napi::Number>().Int32Value();
-    config.syscalls = pulse::SharedSyscallTable(info[6].As<Napi::String>().Utf8Value(),
+    config.syscalls = pulse::AcquireSyscallTable(info[6].As<Napi::String>().Utf8Value(),
                                                info[7].As<Napi::String>().Utf8Value());
     config.stack_unavailable = info[8].As<Napi::String>().Utf8Value();
     // [api, ctx] from the stack piece's attach(), as BigInt addresses; the

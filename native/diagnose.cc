@@ -73,53 +73,47 @@ SyscallTable ParseSyscallTable(const std::string& names, const std::string& fd_f
 }
 
 namespace {
-// Guards shared_table. Plain POD, so nothing runs at process exit.
+// Guards shared_table and every SharedSyscallTable's refs. Plain POD, so
+// nothing runs at exit.
 pthread_mutex_t shared_table_mutex = PTHREAD_MUTEX_INITIALIZER;
-// The table the live pulses share, with the text it was parsed from (the
-// same text every time: it is the TypeScript side's one table). A heap
-// object, not a static one, so no exit-time destructor runs; freed with the
-// table, when the last pulse that holds it lets it go.
-struct SharedTable {
-  std::string names;
-  std::string fd_first;
-  std::weak_ptr<const SyscallTable> table;
-  const SyscallTable* raw = nullptr;  // which table this is, for its deleter
-};
-SharedTable* shared_table = nullptr;
-
-// Runs where the last holder drops the table (a JS thread's stop() or
-// cleanup hook): frees the holder too, unless a newer table replaced it.
-struct SharedTableDeleter {
-  void operator()(const SyscallTable* table) const {
-    pthread_mutex_lock(&shared_table_mutex);
-    if (shared_table != nullptr && shared_table->raw == table) {
-      delete shared_table;
-      shared_table = nullptr;
-    }
-    pthread_mutex_unlock(&shared_table_mutex);
-    delete table;
-  }
-};
+// The table the live pulses share: a heap object, not a static one, so no
+// exit-time destructor runs; freed when the last pulse that holds it lets it
+// go. (Counted here, not by std::shared_ptr, whose inlined code asks for a
+// glibc 2.32 symbol.)
+SharedSyscallTable* shared_table = nullptr;
 }  // namespace
 
-std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
-                                                       const std::string& fd_first) {
+const SharedSyscallTable* AcquireSyscallTable(const std::string& names, const std::string& fd_first) {
   pthread_mutex_lock(&shared_table_mutex);
-  std::shared_ptr<const SyscallTable> table;
-  if (shared_table != nullptr && shared_table->names == names && shared_table->fd_first == fd_first) {
-    table = shared_table->table.lock();
-  }
-  if (!table) {
-    const SyscallTable* parsed = new SyscallTable(ParseSyscallTable(names, fd_first));
-    table = std::shared_ptr<const SyscallTable>(parsed, SharedTableDeleter());
-    if (shared_table == nullptr) shared_table = new SharedTable();
-    shared_table->names = names;
-    shared_table->fd_first = fd_first;
-    shared_table->table = table;
-    shared_table->raw = parsed;
+  SharedSyscallTable* held = shared_table;
+  if (held != nullptr && held->names == names && held->fd_first == fd_first) {
+    held->refs++;
+    pthread_mutex_unlock(&shared_table_mutex);
+    return held;
   }
   pthread_mutex_unlock(&shared_table_mutex);
-  return table;
+  // Parsed outside the lock. The text is the TypeScript side's one table, so
+  // it matches whenever a table is held; one that did not would be this
+  // pulse's own.
+  auto* fresh = new SharedSyscallTable();
+  fresh->names = names;
+  fresh->fd_first = fd_first;
+  fresh->table = ParseSyscallTable(names, fd_first);
+  fresh->refs = 1;
+  pthread_mutex_lock(&shared_table_mutex);
+  if (shared_table == nullptr) shared_table = fresh;
+  pthread_mutex_unlock(&shared_table_mutex);
+  return fresh;
+}
+
+void ReleaseSyscallTable(const SharedSyscallTable* table) {
+  if (table == nullptr) return;
+  auto* held = const_cast<SharedSyscallTable*>(table);
+  pthread_mutex_lock(&shared_table_mutex);
+  const bool last = --held->refs == 0;
+  if (last && shared_table == held) shared_table = nullptr;
+  pthread_mutex_unlock(&shared_table_mutex);
+  if (last) delete held;
 }
 
 pid_t CurrentTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }

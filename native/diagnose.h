@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,10 +24,16 @@ struct SyscallTable {
 // the calls whose first argument is a descriptor.
 SyscallTable ParseSyscallTable(const std::string& names, const std::string& fd_first);
 
-// The same table for every pulse of the process: parsed once and shared while
-// any pulse holds it, freed with the last one. Called from JS threads.
-std::shared_ptr<const SyscallTable> SharedSyscallTable(const std::string& names,
-                                                       const std::string& fd_first);
+// The same table for every pulse of the process: parsed once, counted, and
+// freed with the last pulse that holds it. Both are called from JS threads.
+struct SharedSyscallTable {
+  std::string names;     // the text it was parsed from
+  std::string fd_first;
+  SyscallTable table;
+  int refs = 0;          // guarded by the mutex in diagnose.cc
+};
+const SharedSyscallTable* AcquireSyscallTable(const std::string& names, const std::string& fd_first);
+void ReleaseSyscallTable(const SharedSyscallTable* table);
 
 struct ThreadView {
   std::string state;    // "running", "sleeping", ...; empty: unknown

@@ -132,6 +132,7 @@ Heartbeat::Heartbeat(Config config)
 Heartbeat::~Heartbeat() {
   Stop(false);
   ReleaseStack();
+  ReleaseSyscallTable(config_.syscalls);
   pthread_cond_destroy(&wake_);
   pthread_mutex_destroy(&mutex_);
   pthread_mutex_destroy(&veto_mutex_);
@@ -521,7 +522,7 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
     stall_cpu_mono_ns_ = cpu_sample_mono_ns_;
     stall_cpu_ns_ = cpu_sample_ns_;
   }
-  ThreadView view = ReadThreadView(owner_tid_, *config_.syscalls);
+  ThreadView view = ReadThreadView(owner_tid_, config_.syscalls->table);
   const int64_t cpu = ThreadCpuNs(owner_tid_);
   if (cpu >= 0 && stall_cpu_ns_ >= 0) {
     view.cpu_percent = CpuPercent(cpu - stall_cpu_ns_, now_mono - stall_cpu_mono_ns_);

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <string>
 
 #include "diagnose.h"
@@ -26,8 +25,9 @@ struct Config {
   int64_t max_stall_ns = -1;  // < 0: the gate is off
   std::string static_fields;  // JSON members appended to every record
   int log_stalls = 1;         // 0: off, 1: a text block on stderr, 2: one JSON line
-  // Names for the stall diagnosis: one table shared by every pulse.
-  std::shared_ptr<const SyscallTable> syscalls;
+  // Names for the stall diagnosis: one table shared by every pulse, released
+  // by the heartbeat's destructor.
+  const SharedSyscallTable* syscalls = nullptr;
   // The stack capture piece (native/stack) and this pulse's context in it,
   // or null: then records carry no stack, and stack_unavailable says why.
   // The heartbeat releases the context once its thread has ended.
