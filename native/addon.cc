@@ -5,7 +5,9 @@
 #include <cmath>
 #include <memory>
 
+#include "endpoint.h"
 #include "heartbeat.h"
+#include "server.h"
 
 #define PULSE_STR2(x) #x
 #define PULSE_STR(x) PULSE_STR2(x)
@@ -27,7 +29,10 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
                         InstanceMethod<&PulseHandle::Untrack>("untrack"),
                         InstanceMethod<&PulseHandle::ExpectStall>("expectStall"),
                         InstanceMethod<&PulseHandle::Stall>("stall"),
-                        InstanceMethod<&PulseHandle::LastStall>("lastStall")});
+                        InstanceMethod<&PulseHandle::LastStall>("lastStall"),
+                        InstanceMethod<&PulseHandle::Endpoint>("endpoint"),
+                        InstanceMethod<&PulseHandle::Metrics>("metrics"),
+                        InstanceMethod<&PulseHandle::ListenAddress>("listenAddress")});
   }
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
@@ -65,10 +70,16 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
         config.stack_unavailable = "the stack support binary does not match this release";
       }
     }
-    heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
+    // Made at start(), once endpoint() may have added the bound address to
+    // the record's fields.
+    pending_ = std::make_unique<pulse::Config>(std::move(config));
   }
 
-  ~PulseHandle() override { StopNow(false); }
+  ~PulseHandle() override {
+    StopNow(false);
+    // Never started: the stack context handed over is released here.
+    if (pending_ != nullptr && pending_->stack_api != nullptr) pending_->stack_api->release(pending_->stack_ctx);
+  }
 
  private:
   static void OnEnvCleanup(void* arg) {
@@ -76,6 +87,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     self->hook_env_ = nullptr;  // the hook is consumed by running
     // The environment ends (process exit, worker terminated) without stop():
     // the file is left as stop() would leave it.
+    if (self->server_ != nullptr) self->server_->Stop();
     self->heartbeat_->Stop(self->remove_on_cleanup_);
   }
 
@@ -84,18 +96,72 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
       napi_remove_env_cleanup_hook(hook_env_, OnEnvCleanup, this);
       hook_env_ = nullptr;
     }
-    heartbeat_->Stop(remove);
+    // The endpoint first: it reads the heartbeat.
+    if (server_ != nullptr) server_->Stop();
+    if (heartbeat_ != nullptr) heartbeat_->Stop(remove);
+  }
+
+  // endpoint(version, runtime, intervalSec, maxStallSec, host|null, port):
+  // before start(). With a host ("" = every interface) it binds and listens
+  // now, so a bad address fails before anything starts. Returns null, or
+  // {errno, op} for the call that failed.
+  Napi::Value Endpoint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    endpoint_config_.file = pending_->path;
+    endpoint_config_.version = info[0].As<Napi::String>().Utf8Value();
+    endpoint_config_.strategy = "native";
+    endpoint_config_.runtime = info[1].As<Napi::String>().Utf8Value();
+    endpoint_config_.interval_seconds = info[2].As<Napi::Number>().DoubleValue();
+    endpoint_config_.max_stall_seconds = info[3].As<Napi::Number>().DoubleValue();
+    if (!info[4].IsString()) return env.Null();
+    server_ = std::make_unique<pulse::Server>();
+    const char* op = "";
+    const int err = server_->Bind(info[4].As<Napi::String>().Utf8Value(), info[5].As<Napi::Number>().Int32Value(), &op);
+    if (err != 0) {
+      server_.reset();
+      Napi::Object error = Napi::Object::New(env);
+      error.Set("errno", err);
+      error.Set("op", op);
+      return error;
+    }
+    pending_->static_fields += ",\"listen\":\"" + server_->address() + "\"";
+    return env.Null();
+  }
+
+  Napi::Value Metrics(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), endpoint_ != nullptr ? endpoint_->Metrics() : std::string());
+  }
+
+  Napi::Value ListenAddress(const Napi::CallbackInfo& info) {
+    if (server_ == nullptr) return info.Env().Null();
+    return Napi::String::New(info.Env(), server_->address());
   }
 
   // Returns null, or {errno, op} describing why the first beat failed.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(*pending_));
+    pending_.reset();
+    endpoint_ = std::make_unique<pulse::PulseEndpoint>(heartbeat_.get(), endpoint_config_);
     pulse::FileResult result = heartbeat_->Start();
     if (!result.ok()) {
+      server_.reset();  // closes the bound socket
       Napi::Object error = Napi::Object::New(env);
       error.Set("errno", result.err);
       error.Set("op", static_cast<int>(result.op));
       return error;
+    }
+    if (server_ != nullptr) {
+      server_->set_responder(endpoint_.get());
+      const int err = server_->Start();
+      if (err != 0) {
+        heartbeat_->Stop(false);
+        server_.reset();
+        Napi::Object error = Napi::Object::New(env);
+        error.Set("errno", err);
+        error.Set("op", 0);
+        return error;
+      }
     }
     if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) {
       hook_env_ = env;
@@ -159,7 +225,11 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return out;
   }
 
+  std::unique_ptr<pulse::Config> pending_;  // until start()
   std::unique_ptr<pulse::Heartbeat> heartbeat_;
+  pulse::EndpointConfig endpoint_config_;
+  std::unique_ptr<pulse::PulseEndpoint> endpoint_;  // from start() on
+  std::unique_ptr<pulse::Server> server_;  // with listen: bound by endpoint(), started by start()
   napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
   bool remove_on_cleanup_ = false;  // the pulse's removeOnStop
 };

@@ -24,6 +24,11 @@ export interface Pulse {
    * withholds no beat, and the record says so. Silence past it is a stall.
    */
   expectStall(seconds: number, reason?: string): void;
+  /**
+   * The /metrics exposition text (Prometheus format 0.0.4), for an app that
+   * already serves metrics: append it to prom-client's register.metrics().
+   */
+  metrics(): string;
 }
 
 /** track() for both strategies: `begin` lists the label, `end` drops it. */

@@ -46,6 +46,8 @@ export interface PulseStatus {
   stall: StallDiagnosis | null;
   /** The last stall that ended, with its duration; null before any. */
   lastStall: LastStall | null;
+  /** Where /livez, /metrics and /status are served ("127.0.0.1:9464"); null without `listen`. */
+  listen: string | null;
 }
 
 /** A diagnosis handed over as JSON text by a heartbeat thread; '' is none. */

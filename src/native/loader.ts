@@ -16,6 +16,15 @@ export interface NativeHandle {
   /** The current stall's diagnosis, and the last one's, as JSON text ('' when none). */
   stall(): string;
   lastStall(): string;
+  /**
+   * Before start(): the endpoint's settings; with a host ('' = every
+   * interface) binds now. null, or the errno and call that failed.
+   */
+  endpoint(version: string, runtime: string, interval: number, maxStall: number, host: string | null, port: number): null | { errno: number; op: string };
+  /** The exposition text of /metrics. */
+  metrics(): string;
+  /** The bound address ("127.0.0.1:9464"), or null without listen. */
+  listenAddress(): string | null;
 }
 
 export interface NativeStats {

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { logMode, previousRun, syscallTable } from '../diagnosis/diagnosis';
 import { pulseError } from '../contract/errors';
 import { HealthCheckRunner } from '../contract/health';
+import { listenError, packageVersion, runtimeName } from '../contract/endpoint';
 import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
 import { activePulses, runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from '../contract/pulse';
 import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from '../contract/status';
@@ -39,6 +40,12 @@ export class NativePulse implements Pulse {
       stackApi,
       stackCtx,
     );
+    // The endpoint binds before anything starts: a bad address throws with
+    // no thread started and the file untouched.
+    const listen = options.listen;
+    const bindFailure = this.#handle.endpoint(packageVersion(), runtimeName(), options.interval, options.maxStall,
+      listen ? listen.host : null, listen ? listen.port : 0);
+    if (bindFailure !== null && listen) throw listenError(listen, bindFailure.errno, bindFailure.op);
     const failure = this.#handle.start();
     if (failure !== null) {
       if (failure.op === 0 && failure.errno === os.constants.errno.EEXIST) {
@@ -84,7 +91,12 @@ export class NativePulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(s.vetoed) : null,
       stall: parseDiagnosis(this.#handle.stall()),
       lastStall: parseDiagnosis(this.#handle.lastStall()),
+      listen: this.#handle.listenAddress(),
     };
+  }
+
+  metrics(): string {
+    return this.#handle.metrics();
   }
 
   track<T>(label: string, fn: () => T): T {

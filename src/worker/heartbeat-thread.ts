@@ -154,6 +154,8 @@ function endStall(): void {
   const durationMs = Number((Atomics.load(i64, S.ANSWER_NS) - stallStartNs) / 1_000_000n);
   lastStallJson = JSON.stringify({ since: iso(stalledSinceMs), durationMs, stack: null, thread: diagThread, active: diagActive });
   diagFields = '';
+  Atomics.add(i64, S.STALL_NS_ENDED, Atomics.load(i64, S.ANSWER_NS) - stallStartNs);
+  Atomics.store(i64, S.STALL_BEGAN_NS, 0n);
   Atomics.store(i32, S.STALLED, 0);
   publish('');
   if (config.logStalls === 2) {
@@ -222,6 +224,8 @@ function tick(nowNs: bigint): boolean {
     if (first) {
       stalledSinceMs = wall - loopSilentMs;
       stallStartNs = answered;
+      Atomics.add(i64, S.STALLS, 1n);
+      Atomics.store(i64, S.STALL_BEGAN_NS, answered);
       Atomics.store(i32, S.STALLED, 1);
     }
     // The stuck thread is looked at before the record is written.

@@ -12,7 +12,14 @@ export const ERRORS = 3; // failed file operations; thread writes
 export const LAST_BEAT_MS = 4; // wall ms of the last beat; thread writes (owner before it starts)
 export const ERROR_MS = 5; // wall ms of the last fault; thread writes
 export const VETOED = 6; // of the withheld deadlines, those vetoed by the health check; thread writes
-const I64_WORDS = 7;
+export const STALLS = 7; // stalls begun; thread writes
+export const STALL_NS_ENDED = 8; // ns stalled in the stalls that ended; thread writes
+export const STALL_BEGAN_NS = 9; // monotonic ns the ongoing stall began (0: none); thread writes
+export const DELAY_COUNT = 10; // the loop-delay histogram: answers; owner writes
+export const DELAY_SUM_NS = 11; // ... the sum of their delays; owner writes
+export const DELAY_BUCKETS = 12; // ... 12 words, one per finite bucket (not cumulative); owner writes
+export const ACTIVE_JOBS = 24; // track() labels running; owner writes
+const I64_WORDS = 25;
 
 // Int32 words, after the BigInt64 ones.
 export const RUN = 0; // RunState: the stop handshake

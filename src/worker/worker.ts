@@ -15,6 +15,7 @@ import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } 
 import { iso, record } from '../contract/record';
 import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
 import * as S from './worker-state';
+import { observeAnswer, workerMetrics } from './worker-metrics';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
 // The thread starts from a one-line CommonJS script that requires it: Deno
@@ -169,13 +170,16 @@ export class WorkerPulse implements Pulse {
     // ever blocking (it drops the block on a blocking socket).
     if (options.logStalls !== false && isMainThread) void process.stderr;
     const i64 = this.#i64;
-    // The loop's answer: one atomic store of the monotonic time, and the
-    // owner's waiters topped up.
+    const pingMs = pingIntervalMs(options.maxStall);
+    // The loop's answer: one atomic store of the monotonic time (how late it
+    // came goes into the loop-delay histogram), and the owner's waiters
+    // topped up.
     this.#ping = setInterval(() => {
       const t = process.hrtime.bigint();
       this.#arm();
+      observeAnswer(i64, t, pingMs * 1e6);
       Atomics.store(i64, S.ANSWER_NS, t);
-    }, pingIntervalMs(options.maxStall));
+    }, pingMs);
     this.#ping.unref();
     if (options.healthCheck) {
       const port = this.#port;
@@ -222,7 +226,12 @@ export class WorkerPulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
       stall: parseDiagnosis(this.#readDiagnosis().stall),
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
+      listen: null,
     };
+  }
+
+  metrics(): string {
+    return workerMetrics(this.#state, this.#options);
   }
 
   /** The latest diagnosis the heartbeat thread sent; earlier ones are superseded. */
@@ -242,10 +251,14 @@ export class WorkerPulse implements Pulse {
     return runTracked(
       (text) => {
         const id = this.#nextTrackId++;
+        Atomics.add(this.#i64, S.ACTIVE_JOBS, 1n);
         this.#send({ kind: 'track', id, label: text, sinceMs: Date.now() });
         return id;
       },
-      (id) => this.#send({ kind: 'untrack', id }),
+      (id) => {
+        Atomics.sub(this.#i64, S.ACTIVE_JOBS, 1n);
+        this.#send({ kind: 'untrack', id });
+      },
       label,
       fn,
     );
