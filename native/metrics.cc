@@ -220,7 +220,7 @@ std::string ProcessMetrics() {
   return out;
 }
 
-std::string BuildMetrics(const MetricsInput& in) {
+std::string BuildMetrics(const MetricsInput& in, bool with_process) {
   std::string out;
   out.reserve(4096);
   const Family* f = kFamilies;
@@ -266,7 +266,7 @@ std::string BuildMetrics(const MetricsInput& in) {
   Sample(&out, bucket.c_str(), "le=\"+Inf\"", static_cast<double>(in.delay.count));
   Sample(&out, (std::string(f->name) + "_sum").c_str(), std::string(), in.delay.sum_seconds);
   Sample(&out, (std::string(f->name) + "_count").c_str(), std::string(), static_cast<double>(in.delay.count));
-  out += ProcessMetrics();
+  if (with_process) out += ProcessMetrics();
   return out;
 }
 

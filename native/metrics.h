@@ -70,8 +70,9 @@ struct MetricsInput {
   LoopDelay::Values delay = {};
 };
 
-// The exposition text, process collector included (read from /proc now).
-std::string BuildMetrics(const MetricsInput& in);
+// The exposition text, with the process collector (read from /proc now)
+// unless `with_process` is false.
+std::string BuildMetrics(const MetricsInput& in, bool with_process = true);
 
 // The process collector's families alone (process_cpu_seconds_total, ...).
 std::string ProcessMetrics();
