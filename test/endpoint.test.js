@@ -305,3 +305,104 @@ test('a stuck loop: /livez 503 naming the frame, /metrics stalled with the frame
     assert.equal(lint.stdout + lint.stderr, '');
   }
 });
+
+test('a kubelet-style client agrees with check on 50 probes at random times: idle, busy in blocks, stuck, recovered', async (t) => {
+  const { main } = require('../dist/cli/cli');
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const interval = 0.25;
+  const maxAge = 2 * interval; // /livez's default, given to check explicitly
+  const w = await startBlockable(t, file, { interval, maxStall: 1 });
+  t.after(() => w.stop());
+  const checkNow = () => {
+    let out = '';
+    const status = main(['check', '--file', file, '--max-age', String(maxAge)], { out: (s) => (out += s), err: (s) => (out += s) });
+    return { status, out };
+  };
+  // The worker's day: idle, busy in blocks shorter than maxStall, stuck, recovered.
+  let driving = true;
+  const driver = (async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 6; i++) {
+      await w.block(400);
+      await waitFor(() => w.unblockedCount() === i + 1, 10000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await w.block(4000);
+    await waitFor(() => w.unblockedCount() === 7, 15000);
+    await new Promise((r) => setTimeout(r, 1500));
+    driving = false;
+  })();
+  const seen = { 200: 0, 503: 0 };
+  let probes = 0;
+  let nearBoundary = 0;
+  let busyOk = 0;
+  while (probes < 50) {
+    await new Promise((r) => setTimeout(r, Math.random() * (driving ? 250 : 50)));
+    const reply = await kubeletProbe(w.address, '/livez');
+    const checked = checkNow();
+    probes++;
+    assert.ok(!reply.error, `probe ${probes}: ${reply.error}`);
+    seen[reply.status] = (seen[reply.status] ?? 0) + 1;
+    if (w.unblockedCount() < 6 && reply.ok) busyOk++;
+    const agree = reply.ok === (checked.status === 0);
+    if (!agree) {
+      // Only a probe that straddles the moment the file turns stale (or
+      // fresh again) may read differently: its age sits at max-age.
+      const age = Number(/age (-?[\d.]+) s/.exec(reply.body)?.[1]);
+      assert.ok(Math.abs(age - maxAge) <= 0.1, `probe ${probes} disagrees:\n/livez ${reply.status}: ${reply.body}check ${checked.status}: ${checked.out}`);
+      nearBoundary++;
+      continue;
+    }
+    assert.equal(shape(reply.body), shape(checked.out), `probe ${probes}: same wording`);
+  }
+  await driver;
+  t.diagnostic(`50 probes: ${seen[200]} x 200, ${seen[503]} x 503, ${nearBoundary} straddling a transition`);
+  assert.ok(nearBoundary <= 2);
+  assert.ok(seen[503] >= 3, 'the stuck phase was probed');
+  assert.ok(seen[200] >= 10);
+  assert.ok(busyOk >= 1, 'busy in blocks: 200');
+});
+
+test('the busy worker: /livez stays 200 all through blocks shorter than maxStall', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const w = await startBlockable(t, file, { interval: 0.25, maxStall: 1 });
+  t.after(() => w.stop());
+  let probes = 0;
+  for (let i = 0; i < 5; i++) {
+    await w.block(700);
+    while (w.unblockedCount() < i + 1) {
+      const reply = await kubeletProbe(w.address, '/livez');
+      assert.equal(reply.status, 200, `${reply.error ?? ''} ${reply.body ?? ''}`);
+      probes++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  t.diagnostic(`${probes} probes during 5 blocks of 700 ms, all 200`);
+  assert.ok(probes >= 10);
+});
+
+test('promtool: a stuck frame whose function and file names hold a quote, a backslash and a newline', { skip: NO_PROMTOOL }, async (t) => {
+  const dir = tmpDir(t);
+  const odd = path.join(dir, 'we"ird\\dir\nname');
+  const file = path.join(dir, 'health');
+  const w = await startBlockable(t, file, { interval: 0.2, maxStall: 0.4 },
+    { scriptPath: path.join(odd, 'stuck "job"\\x\n.js'), functionName: 'crunch "a"\\b\nc' });
+  t.after(() => w.stop());
+  await w.block(4000);
+  const deadline = Date.now() + 10000;
+  let body;
+  for (;;) {
+    body = (await fetchText(w.address, '/metrics')).body;
+    if (sample(body, 'celery_pulse_stalled') === 1 && (STRATEGY !== 'native' || /^celery_pulse_stall_frame_info\{/m.test(body))) break;
+    assert.ok(Date.now() < deadline, `no stall frame within 10 s:\n${body}`);
+  }
+  if (STRATEGY === 'native') {
+    assert.ok(body.includes('celery_pulse_stall_frame_info{function="crunch \\"a\\"\\\\b\\nc",file="'), body);
+    assert.ok(body.includes('we\\"ird\\\\dir\\nname/stuck \\"job\\"\\\\x\\n.js",line="'), body);
+  }
+  const lint = promtool(body);
+  assert.equal(lint.status, 0, lint.stdout + lint.stderr);
+  assert.equal(lint.stdout + lint.stderr, '');
+});
