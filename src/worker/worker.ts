@@ -16,6 +16,7 @@ import { iso, record } from '../contract/record';
 import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
 import * as S from './worker-state';
 import { observeAnswer, workerMetrics } from './worker-metrics';
+import { startEndpoint, type EndpointHandle } from './endpoint';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
 // The thread starts from a one-line CommonJS script that requires it: Deno
@@ -76,82 +77,92 @@ export class WorkerPulse implements Pulse {
   #ownerWaiters = 0; // waiters to keep on S.OWNER; owner thread only
   #armed = 0; // waiters armed minus those seen woken; owner thread only
   #wokenSeen = 0; // S.OWNER_WOKEN when last read; owner thread only
+  readonly #endpoint: EndpointHandle | undefined; // with listen
   readonly #atExit = () => this.#stop(this.#options.removeOnStop);
 
   constructor(options: ResolvedOptions) {
     this.#options = options;
     const file = (this.file = options.file);
     ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
-    this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt, previousRun(file));
-
-    let result = pulseFile.makeParents(file);
-    if (result.err !== 0) throw fileError(file, result);
-    const canonical = pulseFile.canonicalKey(file);
-    if ('failure' in canonical) throw fileError(file, canonical.failure);
-    const claimed = claim(canonical.key);
-    if ('inUse' in claimed) {
-      throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${file}" is already pulsed by this process; stop that pulse first`, {
-        path: file,
-      });
-    }
-    if ('full' in claimed) {
-      throw pulseError(Error, 'ERR_PULSE_TOO_MANY', 'too many "worker" strategy pulses in this process; stop some first');
-    }
-    this.#slot = claimed.slot;
-
+    // The endpoint binds first: a bad address throws with nothing else started.
+    const endpoint = (this.#endpoint = options.listen ? startEndpoint(options, this.#state) : undefined);
+    this.#staticFields =
+      staticRecordFields(options, 'worker', this.#startedAt, previousRun(file)) +
+      (endpoint ? `,"listen":${JSON.stringify(endpoint.address)}` : '');
     try {
-      this.#tmp = pulseFile.tmpPath(file, threadId, tmpCount++);
-      const threadTmp = pulseFile.tmpPath(file, threadId, tmpCount++);
-      result = pulseFile.inspectTarget(file);
-      const startNs = process.hrtime.bigint();
-      Atomics.store(this.#i64, S.ANSWER_NS, startNs);
-      const wall = Date.now();
-      if (result.err === 0) {
-        const content = record('running', 'started', wall, wall, 0, this.#staticFields);
-        result = pulseFile.writeRecord(file, this.#tmp, content, wall);
-      }
-      if (result.err !== 0) throw fileError(file, result);
-      Atomics.store(this.#i64, S.BEATS, 1n);
-      Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
 
-      const intervalNs = BigInt(Math.round(options.interval * 1e9));
-      const maxStallNs = Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n;
-      const { port1, port2 } = new MessageChannel();
-      this.#port = port1;
-      port1.unref();
-      const config: S.HeartbeatConfig = {
-        file,
-        tmp: threadTmp,
-        intervalNs,
-        maxStallNs,
-        startNs,
-        staticFields: this.#staticFields,
-        state: this.#state,
-        claims: this.#slot.sab,
-        slot: this.#slot.index,
-        gen: this.#slot.gen,
-        port: port2,
-        ownerTid: currentTid(),
-        logStalls: logMode(options.logStalls),
-        ownerWaiters: waitAsync ? S.ownerWaiters(intervalNs, maxStallNs) : 0,
-      };
-      this.#ownerWaiters = config.ownerWaiters;
-      this.#arm();
-      // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
-      // run in the heartbeat thread. A small young generation keeps its RSS
-      // down; the old-generation cap leaves room for Node's bootstrap (about
-      // 4 MB on Node 20) and bounds a runaway heap.
-      this.#worker = new Worker(THREAD_BOOT, {
-        eval: true,
-        workerData: config,
-        transferList: [port2],
-        env: {},
-        execArgv: [],
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
-      });
+      let result = pulseFile.makeParents(file);
+      if (result.err !== 0) throw fileError(file, result);
+      const canonical = pulseFile.canonicalKey(file);
+      if ('failure' in canonical) throw fileError(file, canonical.failure);
+      const claimed = claim(canonical.key);
+      if ('inUse' in claimed) {
+        throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${file}" is already pulsed by this process; stop that pulse first`, {
+          path: file,
+        });
+      }
+      if ('full' in claimed) {
+        throw pulseError(Error, 'ERR_PULSE_TOO_MANY', 'too many "worker" strategy pulses in this process; stop some first');
+      }
+      this.#slot = claimed.slot;
+
+      try {
+        this.#tmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+        const threadTmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+        result = pulseFile.inspectTarget(file);
+        const startNs = process.hrtime.bigint();
+        Atomics.store(this.#i64, S.ANSWER_NS, startNs);
+        const wall = Date.now();
+        if (result.err === 0) {
+          const content = record('running', 'started', wall, wall, 0, this.#staticFields);
+          result = pulseFile.writeRecord(file, this.#tmp, content, wall);
+        }
+        if (result.err !== 0) throw fileError(file, result);
+        Atomics.store(this.#i64, S.BEATS, 1n);
+        Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
+
+        const intervalNs = BigInt(Math.round(options.interval * 1e9));
+        const maxStallNs = Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n;
+        const { port1, port2 } = new MessageChannel();
+        this.#port = port1;
+        port1.unref();
+        const config: S.HeartbeatConfig = {
+          file,
+          tmp: threadTmp,
+          intervalNs,
+          maxStallNs,
+          startNs,
+          staticFields: this.#staticFields,
+          state: this.#state,
+          claims: this.#slot.sab,
+          slot: this.#slot.index,
+          gen: this.#slot.gen,
+          port: port2,
+          ownerTid: currentTid(),
+          logStalls: logMode(options.logStalls),
+          ownerWaiters: waitAsync ? S.ownerWaiters(intervalNs, maxStallNs) : 0,
+        };
+        this.#ownerWaiters = config.ownerWaiters;
+        this.#arm();
+        // No env and no execArgv: preloads (--require, NODE_OPTIONS) must not
+        // run in the heartbeat thread. A small young generation keeps its RSS
+        // down; the old-generation cap leaves room for Node's bootstrap (about
+        // 4 MB on Node 20) and bounds a runaway heap.
+        this.#worker = new Worker(THREAD_BOOT, {
+          eval: true,
+          workerData: config,
+          transferList: [port2],
+          env: {},
+          execArgv: [],
+          resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+        });
+      } catch (error) {
+        Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
+        this.#slot.release();
+        throw error;
+      }
     } catch (error) {
-      Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
-      this.#slot.release();
+      endpoint?.close();
       throw error;
     }
     this.#worker.unref();
@@ -226,7 +237,7 @@ export class WorkerPulse implements Pulse {
       healthCheck: this.#health ? this.#health.status(Number(Atomics.load(i64, S.VETOED))) : null,
       stall: parseDiagnosis(this.#readDiagnosis().stall),
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
-      listen: null,
+      listen: this.#endpoint?.address ?? null,
     };
   }
 
@@ -327,5 +338,6 @@ export class WorkerPulse implements Pulse {
     this.#slot.release();
     this.#slot.wake();
     this.#worker.terminate().then(undefined, () => undefined);
+    this.#endpoint?.close();
   }
 }
