@@ -4,6 +4,7 @@
 // answers while the owner's event loop is stuck. /livez runs check's own code.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import type { Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { probe } from '../cli/probe';
@@ -32,6 +33,13 @@ const TEXT = 'text/plain; charset=utf-8';
 
 function main(): void {
   const data = workerData as EndpointData;
+  // This thread only (Linux's nice is per thread), as native/server.cc does:
+  // a flood of requests yields the CPU to the heartbeat and the loop.
+  try {
+    os.setPriority(Math.min(19, os.getPriority() + 5));
+  } catch {
+    // not permitted here: the default priority
+  }
   const ready = new Int32Array(data.ready);
   const settle = (phase: number, errno = 0) => {
     Atomics.store(ready, 1, errno);
