@@ -407,3 +407,42 @@ test('promtool: a stuck frame whose function and file names hold a quote, a back
   assert.equal(lint.status, 0, lint.stdout + lint.stderr);
   assert.equal(lint.stdout + lint.stderr, '');
 });
+
+test('README: the Kubernetes httpGet block starts a preloaded worker whose /livez the probe asks', async (t) => {
+  const readme = require('./readme');
+  const { freePort } = require('./endpoint-helpers');
+  const [block] = readme.blocks().filter((b) => b.marker === 'kubernetes-http');
+  assert.ok(block, 'the README shows an httpGet probe');
+  const { env } = readme.kubernetesParts(block.body);
+  const probe = /httpGet: \{ path: (\S+), port: (\d+) \}/.exec(block.body);
+  assert.ok(probe && env.CELERY_PULSE_LISTEN === probe[2], 'the probe asks the port the env listens on');
+  // The same block on a free port (9464 may be taken on a test host).
+  const port = await freePort();
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  const app = path.join(dir, 'worker.js');
+  fs.writeFileSync(app, 'function crunch(ms) { const end = Date.now() + ms; while (Date.now() < end); }\n' +
+    'console.log("up"); process.stdin.on("data", (d) => { crunch(Number(d)); });\n');
+  const { spawn } = require('node:child_process');
+  const child = spawn(process.execPath, ['--require', path.join(PKG, 'dist', 'register.js'), app], {
+    env: { ...process.env, ...env, CELERY_PULSE_LISTEN: String(port), CELERY_PULSE_STRATEGY: STRATEGY,
+      CELERY_PULSE_HEALTHCHECK_FILE: file, CELERY_PULSE_HEARTBEAT_INTERVAL: '0.2', CELERY_PULSE_MAX_STALL: '0.5', CELERY_PULSE_LOG_STALLS: '0' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  const address = `127.0.0.1:${port}`;
+  await waitFor(() => fs.existsSync(file), 20000);
+  const up = await kubeletProbe(address, probe[1]);
+  assert.equal(up.status, 200, String(up.error ?? up.body));
+  child.stdin.write('5000\n');
+  const end = Date.now() + 10000;
+  for (;;) {
+    const reply = await kubeletProbe(address, probe[1]);
+    if (reply.status === 503) {
+      assert.match(reply.body, /stalled since/);
+      break;
+    }
+    assert.ok(Date.now() < end, 'no 503 while stuck');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});

@@ -12,7 +12,7 @@ const { PKG, sleep, assertExit } = require('./helpers');
 const { sandbox, cleanEnv, run, startChild } = require('./sandbox');
 const readme = require('./readme');
 
-const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'usage', 'demo', 'example'];
+const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'kubernetes-http', 'usage', 'demo', 'example'];
 const RUNNABLE = new Set(['sh', 'bash', 'shell', 'console', 'dockerfile', 'yaml', 'yml']);
 // Blocks that are not run here, each with where it is covered instead.
 const NOT_RUN = [
