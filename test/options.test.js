@@ -127,6 +127,7 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     healthCheck: undefined,
     healthCheckTimeout: 5,
     logStalls: true,
+    listen: null,
   });
 });
 

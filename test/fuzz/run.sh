@@ -30,4 +30,4 @@ for target in request escape; do
     fi
   fi
 done
-echo "fuzz: corpus replayed${seconds:+, fuzzed ${seconds} s per target}, no failure"
+echo "fuzz: corpus replayed, fuzzed ${seconds} s per target, no failure"
