@@ -1,16 +1,18 @@
 // The worker strategy's endpoint: a worker_threads Worker of its own that
-// serves /livez, /metrics and /status with the rules of native/server.cc and
-// native/endpoint.cc, from the pulse's shared memory and the file, so it
-// answers while the owner's event loop is stuck. /livez runs check's own code.
+// serves /livez, /metrics and /status with the rules and bytes of
+// native/server.cc and native/endpoint.cc (its parser is http-request.ts, the
+// twin of native/http_request.cc), from the pulse's shared memory and the
+// file, so it answers while the owner's event loop is stuck. /livez runs
+// check's own code.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
-import type { Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { probe } from '../cli/probe';
 import { verdictLine } from '../cli/cli';
 import { parseSeconds } from '../contract/options';
 import { workerMetrics } from './worker-metrics';
+import { httpResponse, MAX_REQUEST_HEAD, parseRequest, type Parsed } from './http-request';
 
 export interface EndpointData {
   host: string;
@@ -30,6 +32,16 @@ export const Phase = { starting: 0, listening: 1, failed: 2, closed: 3 } as cons
 const MAX_CONNECTIONS = 32;
 const REQUEST_TIMEOUT_MS = 2000;
 const TEXT = 'text/plain; charset=utf-8';
+const DRAIN_MS = 500;
+
+/** The value of `name` in a query string, undecoded (native QueryValue). */
+function queryValue(query: string, name: string): string | undefined {
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    if ((eq < 0 ? part : part.slice(0, eq)) === name) return eq < 0 ? '' : part.slice(eq + 1);
+  }
+  return undefined;
+}
 
 function main(): void {
   const data = workerData as EndpointData;
@@ -47,20 +59,15 @@ function main(): void {
     Atomics.notify(ready, 0);
   };
   // Connections in the order they came, with whether a request was complete.
-  const open = new Map<Socket, { complete: boolean }>();
-  const server = http.createServer({ requireHostHeader: false, maxHeaderSize: 8192, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 0 }, (req, res) => {
-    const entry = open.get(req.socket);
-    if (entry) entry.complete = true;
-    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', Connection: 'close', ...extra });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const route = q < 0 ? url : url.slice(0, q);
-    if (route !== '/livez' && route !== '/metrics' && route !== '/status') return send(404, TEXT, 'not found: try /livez, /metrics or /status\n');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, TEXT, 'method not allowed: GET or HEAD\n', { Allow: 'GET, HEAD' });
-    if (route === '/metrics') return send(200, 'text/plain; version=0.0.4; charset=utf-8', workerMetrics(data.state, data));
+  const open = new Map<net.Socket, { complete: boolean }>();
+  const respond = (parsed: Extract<Parsed, { status: 'ok' }>): Buffer => {
+    const head = parsed.method === 'HEAD';
+    const route = parsed.path;
+    if (route !== '/livez' && route !== '/metrics' && route !== '/status') {
+      return httpResponse(404, TEXT, 'not found: try /livez, /metrics or /status\n', head);
+    }
+    if (parsed.method === 'other') return httpResponse(405, TEXT, 'method not allowed: GET or HEAD\n', false, 'Allow: GET, HEAD\r\n');
+    if (route === '/metrics') return httpResponse(200, 'text/plain; version=0.0.4; charset=utf-8', workerMetrics(data.state, data), head);
     if (route === '/status') {
       let record = '';
       try {
@@ -73,23 +80,22 @@ function main(): void {
       } catch {
         record = '';
       }
-      if (record === '' || record.length > 65536) return send(503, 'application/json', '{"error":"the record cannot be read"}\n');
-      return send(200, 'application/json', record);
+      if (record === '' || record.length > 65536) return httpResponse(503, 'application/json', '{"error":"the record cannot be read"}\n', head);
+      return httpResponse(200, 'application/json', record, head);
     }
     let maxAge = 2 * data.interval;
-    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-    const given = query.get('max-age');
-    if (given !== null) {
+    const given = queryValue(parsed.query, 'max-age');
+    if (given !== undefined) {
       try {
         maxAge = parseSeconds(given, { kind: 'option', name: 'max-age' }, false);
       } catch {
-        return send(400, TEXT, 'max-age must be a number of seconds from 0.01 to 86400\n');
+        return httpResponse(400, TEXT, 'max-age must be a number of seconds from 0.01 to 86400\n', head);
       }
     }
     const result = probe(data.file, Math.round(maxAge * 1000), Date.now());
-    return send(result.ok ? 200 : 503, TEXT, verdictLine(result));
-  });
-  server.on('connection', (socket: Socket) => {
+    return httpResponse(result.ok ? 200 : 503, TEXT, verdictLine(result), head);
+  };
+  const server = net.createServer((socket) => {
     if (open.size >= MAX_CONNECTIONS) {
       // Full: the oldest that has not sent a complete request goes.
       for (const [other, entry] of open) {
@@ -102,28 +108,34 @@ function main(): void {
     }
     const entry = { complete: false };
     open.set(socket, entry);
+    let received = Buffer.alloc(0);
     // Not complete within 2 s: closed, with no answer.
-    const timer = setTimeout(() => {
-      if (!entry.complete) socket.destroy();
-    }, REQUEST_TIMEOUT_MS);
+    let timer = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
+    socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       clearTimeout(timer);
       open.delete(socket);
     });
-  });
-  // Malformed requests: 400 (431 for a head over 8 KiB), then closed.
-  server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
-    if (socket.writable) {
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      const body = error.code === 'HPE_HEADER_OVERFLOW' ? 'request head too large (at most 8 KiB)\n' : 'malformed request\n';
-      if (error.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
-        socket.end(`HTTP/1.1 ${status}\r\nContent-Type: ${TEXT}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-      }
-    }
-    socket.destroy();
+    socket.on('data', (chunk: Buffer) => {
+      if (entry.complete) return; // after the answer: read and dropped
+      received = Buffer.concat([received, chunk.subarray(0, MAX_REQUEST_HEAD + 1 - received.length)]);
+      const parsed = parseRequest(received);
+      if (parsed.status === 'need-more') return;
+      entry.complete = true;
+      received = Buffer.alloc(0);
+      const reply =
+        parsed.status === 'ok' ? respond(parsed)
+        : parsed.status === 'too-large' ? httpResponse(431, TEXT, 'request head too large (at most 8 KiB)\n', false)
+        : httpResponse(400, TEXT, 'malformed request\n', false);
+      // Sent, then a FIN; what the client still sends is dropped for a
+      // short while so the close does not reset the answer away.
+      socket.end(reply);
+      clearTimeout(timer);
+      timer = setTimeout(() => socket.destroy(), DRAIN_MS);
+    });
   });
   server.on('error', (error: Error & { errno?: number }) => settle(Phase.failed, Math.abs(error.errno ?? 5)));
-  server.listen({ host: data.host || undefined, port: data.port, ipv6Only: false }, () => {
+  server.listen({ host: data.host || undefined, port: data.port, ipv6Only: false, backlog: 511 }, () => {
     const bound = server.address();
     const text =
       bound && typeof bound === 'object'
@@ -137,7 +149,6 @@ function main(): void {
   parentPort?.on('message', () => {
     server.close();
     for (const socket of open.keys()) socket.destroy();
-    server.closeAllConnections?.();
     settle(Phase.closed);
   });
 }

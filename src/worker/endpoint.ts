@@ -42,7 +42,7 @@ export function startEndpoint(options: ResolvedOptions, state: SharedArrayBuffer
     workerData: data,
     env: {},
     execArgv: [],
-    resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+    resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 32 },
   });
   worker.unref();
   worker.on('error', () => undefined); // a failed thread leaves the endpoint dark; the heartbeat goes on
