@@ -43,9 +43,15 @@ export class NativePulse implements Pulse {
     // The endpoint binds before anything starts: a bad address throws with
     // no thread started and the file untouched.
     const listen = options.listen;
-    const bindFailure = this.#handle.endpoint(packageVersion(), runtimeName(), options.interval, options.maxStall,
-      listen ? listen.host : null, listen ? listen.port : 0);
-    if (bindFailure !== null && listen) throw listenError(listen, bindFailure.errno, bindFailure.op);
+    // A binary from before the endpoint (a stale local build) still beats;
+    // it only cannot listen.
+    if (typeof this.#handle.endpoint === 'function') {
+      const bindFailure = this.#handle.endpoint(packageVersion(), runtimeName(), options.interval, options.maxStall,
+        listen ? listen.host : null, listen ? listen.port : 0);
+      if (bindFailure !== null && listen) throw listenError(listen, bindFailure.errno, bindFailure.op);
+    } else if (listen) {
+      throw pulseError(Error, 'ERR_PULSE_NATIVE_UNAVAILABLE', 'the loaded addon binary predates option "listen": rebuild it (npm run build:native)');
+    }
     const failure = this.#handle.start();
     if (failure !== null) {
       if (failure.op === 0 && failure.errno === os.constants.errno.EEXIST) {
