@@ -452,3 +452,30 @@ test('README: the Kubernetes httpGet block starts a preloaded worker whose /live
     await new Promise((r) => setTimeout(r, 50));
   }
 });
+
+test('the two strategies answer the same status to every request of the fuzz corpus (the parsers are twins)', { skip: STRATEGY !== 'native' ? 'runs both strategies itself, once (under the native run)' : false }, async (t) => {
+  const dir = tmpDir(t);
+  const native = pulse.start({ strategy: 'native', file: path.join(dir, 'n'), interval: 5, listen: '127.0.0.1:0' });
+  t.after(() => native.stop());
+  const worker = pulse.start({ strategy: 'worker', file: path.join(dir, 'w'), interval: 5, listen: '127.0.0.1:0' });
+  t.after(() => worker.stop());
+  const corpus = path.join(__dirname, 'fuzz', 'corpus', 'request');
+  const statusLine = (reply) => reply.data.split('\r\n')[0];
+  let compared = 0;
+  const seen = {};
+  for (const name of fs.readdirSync(corpus).sort()) {
+    const bytes = fs.readFileSync(path.join(corpus, name));
+    // Sent whole, then half-closed: an incomplete head ends at once.
+    const [a, b] = await Promise.all([
+      rawExchange(native.status().listen, bytes, { end: true }),
+      rawExchange(worker.status().listen, bytes, { end: true }),
+    ]);
+    assert.equal(statusLine(b), statusLine(a), `${name} ${JSON.stringify(bytes.toString('latin1').slice(0, 120))}`);
+    compared++;
+    const status = statusLine(a).split(' ')[1] ?? 'closed';
+    seen[status] = (seen[status] ?? 0) + 1;
+  }
+  t.diagnostic(`${compared} corpus requests, the same status from both: ${JSON.stringify(seen)}`);
+  assert.ok(compared >= 6);
+  assert.ok(seen['400'] && seen['200'] && seen['404'], JSON.stringify(seen));
+});
