@@ -22,6 +22,45 @@ using T = JsonValue::Type;
 // A record is a few hundred bytes; anything much larger is not one (probe.ts).
 constexpr size_t kMaxRecordBytes = 64 * 1024;
 
+// What the verdict needs of a stat.
+struct FileStat {
+  mode_t mode = 0;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_sec = 0;
+  int64_t mtime_nsec = 0;
+};
+
+// fstatat(dirfd, path, flags): on glibc through statx (2.28), since lstat and
+// fstat bind to glibc 2.33 symbols (as native/pulse_file.cc does); musl has
+// no symbol versions and statx only from 1.2.5, so fstatat there.
+bool StatAt(int dirfd, const char* path, int flags, FileStat* out) {
+#if defined(__GLIBC__)
+  struct statx st;
+  if (statx(dirfd, path, flags, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME, &st) != 0) return false;
+  out->mode = st.stx_mode;
+  out->dev = (static_cast<uint64_t>(st.stx_dev_major) << 32) | st.stx_dev_minor;
+  out->ino = st.stx_ino;
+  out->size = st.stx_size;
+  out->mtime_sec = st.stx_mtime.tv_sec;
+  out->mtime_nsec = st.stx_mtime.tv_nsec;
+#else
+  struct stat st;
+  if (fstatat(dirfd, path, &st, flags) != 0) return false;
+  out->mode = st.st_mode;
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  out->size = static_cast<uint64_t>(st.st_size);
+  out->mtime_sec = st.st_mtim.tv_sec;
+  out->mtime_nsec = st.st_mtim.tv_nsec;
+#endif
+  return true;
+}
+
+bool Lstat(const std::string& path, FileStat* out) { return StatAt(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, out); }
+bool Fstat(int fd, FileStat* out) { return StatAt(fd, "", AT_EMPTY_PATH, out); }
+
 // Node's error code names for the errno values an open() may give.
 const char* ErrnoName(int err) {
   switch (err) {
@@ -198,20 +237,19 @@ std::string DiagnosisText(const JsonValue& record) {
 enum class ReadKind { kRecord, kNone, kErrno, kReplaced };
 
 // probe.ts readRecord().
-ReadKind ReadRecord(const std::string& file, const struct stat& st, JsonValue* record, std::string* code) {
+ReadKind ReadRecord(const std::string& file, const FileStat& st, JsonValue* record, std::string* code) {
   const int fd = open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     *code = ErrnoName(errno);
     return ReadKind::kErrno;
   }
   ReadKind kind = ReadKind::kNone;
-  struct stat again;
-  if (fstat(fd, &again) == 0 && S_ISREG(again.st_mode)) {
-    if (again.st_ino != st.st_ino || again.st_dev != st.st_dev) {
+  FileStat again;
+  if (Fstat(fd, &again) && S_ISREG(again.mode)) {
+    if (again.ino != st.ino || again.dev != st.dev) {
       kind = ReadKind::kReplaced;
     } else {
-      const size_t want = static_cast<size_t>(again.st_size) < kMaxRecordBytes + 1
-                              ? static_cast<size_t>(again.st_size) : kMaxRecordBytes + 1;
+      const size_t want = again.size < kMaxRecordBytes + 1 ? static_cast<size_t>(again.size) : kMaxRecordBytes + 1;
       std::string text(want, '\0');
       const ssize_t n = pread(fd, &text[0], want, 0);
       if (n >= 0 && static_cast<size_t>(n) <= kMaxRecordBytes) {
@@ -345,8 +383,8 @@ std::string ReadRecordText(const std::string& file) {
   const int fd = open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::string();
   std::string text;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+  FileStat st;
+  if (Fstat(fd, &st) && S_ISREG(st.mode)) {
     char buf[8192];
     for (;;) {
       const ssize_t n = read(fd, buf, sizeof buf);
@@ -371,12 +409,12 @@ Verdict CheckFile(const std::string& file, int64_t max_age_ms, int64_t now_ms) {
     v.line = std::string(word) + ": " + file + ": " + reason + "\n";
     return v;
   };
-  struct stat st;
+  FileStat st;
   JsonValue record;
   std::string code;
   ReadKind kind = ReadKind::kNone;
   for (int attempt = 1;; attempt++) {
-    if (lstat(file.c_str(), &st) != 0) {
+    if (!Lstat(file, &st)) {
       const int err = errno;
       if (err == ENOENT) {
         return fail("missing", "no such file: the pulse has not started, or was stopped with removeOnStop");
@@ -384,18 +422,18 @@ Verdict CheckFile(const std::string& file, int64_t max_age_ms, int64_t now_ms) {
       if (err == ENOTDIR) return fail("missing", "no such file: a parent in its path is not a directory");
       return fail("unusable", std::string("cannot inspect the file (") + ErrnoName(err) + ")");
     }
-    if (S_ISLNK(st.st_mode)) {
+    if (S_ISLNK(st.mode)) {
       return fail("unusable", "the path is a symbolic link; the probe never follows links, nor does the pulse");
     }
-    if (!S_ISREG(st.st_mode)) {
-      return fail("unusable", std::string("the path is ") + FileKind(st.st_mode) + ", not a regular file");
+    if (!S_ISREG(st.mode)) {
+      return fail("unusable", std::string("the path is ") + FileKind(st.mode) + ", not a regular file");
     }
     record = JsonValue();
     kind = ReadRecord(file, st, &record, &code);
     if (kind != ReadKind::kReplaced || attempt == 3) break;
   }
   // Node's mtimeMs: seconds x 1000 + nanoseconds / 1e6, as a double.
-  const double mtime_ms = static_cast<double>(st.st_mtim.tv_sec) * 1000 + static_cast<double>(st.st_mtim.tv_nsec) / 1e6;
+  const double mtime_ms = static_cast<double>(st.mtime_sec) * 1000 + static_cast<double>(st.mtime_nsec) / 1e6;
   const double age = JsRound(now - mtime_ms);
   v.ok = age <= max_age;
   const Explained why = Explain(v.ok, age, max_age, kind, record, code, now);

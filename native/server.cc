@@ -250,8 +250,7 @@ bool Server::OnReadable(Conn* conn, int64_t now) {
   } else {
     conn->out = HttpResponse(400, "text/plain; charset=utf-8", "malformed request\n", false);
   }
-  conn->in.clear();
-  conn->in.shrink_to_fit();
+  std::string().swap(conn->in);  // freed (shrink_to_fit binds a newer libstdc++ symbol)
   conn->answered = true;
   conn->deadline_ns = now + kRequestTimeoutNs;
   return OnWritable(conn, now);
@@ -270,8 +269,7 @@ bool Server::OnWritable(Conn* conn, int64_t now) {
   }
   // Sent: say so with a FIN, then drop whatever the client still sends.
   shutdown(conn->fd, SHUT_WR);
-  conn->out.clear();
-  conn->out.shrink_to_fit();
+  std::string().swap(conn->out);
   conn->draining = true;
   conn->deadline_ns = now + kDrainNs;
   return OnReadable(conn, now);
