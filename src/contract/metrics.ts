@@ -112,7 +112,9 @@ export function processMetrics(): string {
     const btime = /\nbtime (\d+)/.exec(readSmall('/proc/stat'));
     rows.push(['process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.', (utime + stime) / ticks]);
     if (btime) rows.push(['process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.', Number(btime[1]) + start / ticks]);
-    rows.push(['process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', Number(f[21]) * 4096]);
+    // VmRSS is in kB whatever the page size (64 KiB on some arm64 kernels).
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(readSmall('/proc/self/status'));
+    if (rss) rows.push(['process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', Number(rss[1]) * 1024]);
     rows.push(['process_virtual_memory_bytes', 'gauge', 'Virtual memory size in bytes.', Number(f[20])]);
   }
   try {
