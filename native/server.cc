@@ -26,6 +26,8 @@ constexpr size_t kStackSize = 256 * 1024;
 // away before the client read it (unread data makes close() send a RST).
 constexpr int64_t kDrainNs = 500000000;
 constexpr size_t kMaxDrainBytes = 2 * 1024 * 1024;
+// How long the listener rests after accept() ran out of descriptors.
+constexpr int64_t kAcceptPauseNs = 100000000;
 // How much lower the server thread's priority is than the process's.
 constexpr int kNiceIncrement = 5;
 
@@ -200,7 +202,14 @@ void Server::Accept(int64_t now) {
       Close(victim);
     }
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE, ECONNABORTED): next poll
+    if (fd < 0) {
+      // Out of descriptors: the pending connection stays, and polling the
+      // listener again at once would spin, so it rests a while.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        accept_paused_until_ns_ = now + kAcceptPauseNs;
+      }
+      return;  // EAGAIN, or a transient error (ECONNABORTED): next poll
+    }
     Conn conn;
     conn.fd = fd;
     conn.opened_ns = now;
@@ -300,6 +309,11 @@ void Server::Run() {
     // backlog (polling the listener then would spin).
     bool room = conns_.size() < static_cast<size_t>(kMaxConnections);
     for (const Conn& conn : conns_) room = room || !conn.answered || conn.draining;
+    if (accept_paused_until_ns_ > now) {
+      room = false;
+      const int64_t left = accept_paused_until_ns_ - now;
+      if (wait_ns < 0 || left < wait_ns) wait_ns = left;
+    }
     fds.push_back({listen_fd_, static_cast<short>(room ? POLLIN : 0), 0});
     for (const Conn& conn : conns_) {
       const bool writing = conn.answered && !conn.draining;

@@ -82,6 +82,7 @@ class Server {
   bool started_ = false;  // owner's thread only
   bool stopped_ = false;  // owner's thread only
   std::vector<Conn> conns_;  // the server thread only (after Start)
+  int64_t accept_paused_until_ns_ = 0;  // the server thread only
 };
 
 }  // namespace pulse

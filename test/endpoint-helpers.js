@@ -105,7 +105,7 @@ function splitAddress(address) {
  * its stdin; `script` replaces the default child source file (for odd file
  * names). Returns { address, child, block(ms), blocked(), exited, stop() }.
  */
-async function startBlockable(t, file, options = {}, { scriptPath, env = {}, functionName = 'crunch' } = {}) {
+async function startBlockable(t, file, options = {}, { scriptPath, env = {}, functionName = 'crunch', wrap = [] } = {}) {
   const source =
     `const pulse = require(${JSON.stringify(PKG)});\n` +
     `const p = pulse.start(${JSON.stringify({ strategy: STRATEGY, file, listen: '127.0.0.1:0', logStalls: false, ...options })});\n` +
@@ -120,7 +120,8 @@ async function startBlockable(t, file, options = {}, { scriptPath, env = {}, fun
   const script = scriptPath ?? path.join(path.dirname(file), 'blockable.js');
   fs.mkdirSync(path.dirname(script), { recursive: true });
   fs.writeFileSync(script, source);
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const argv = [...wrap, process.execPath, script];
+  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));

@@ -479,3 +479,39 @@ test('the two strategies answer the same status to every request of the fuzz cor
   assert.ok(compared >= 6);
   assert.ok(seen['400'] && seen['200'] && seen['404'], JSON.stringify(seen));
 });
+
+test('out of descriptors: the server rests instead of spinning, and answers again once descriptors are free', { skip: STRATEGY !== 'native' ? 'the native server\'s accept loop (the worker strategy\'s is Node\'s)' : false }, async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'health');
+  // A low descriptor limit for the child: a few left after Node's own.
+  const w = await startBlockable(t, file, { interval: 1 }, { wrap: ['prlimit', '--nofile=36:36', '--'] });
+  t.after(() => w.stop());
+  const [host, port] = [w.address.split(':')[0], Number(w.address.split(':')[1])];
+  const sockets = [];
+  t.after(() => { for (const s of sockets) s.destroy(); });
+  // More connections than descriptors left: accept() fails with EMFILE.
+  for (let i = 0; i < 80; i++) {
+    sockets.push(await new Promise((resolve) => {
+      const s = net.connect({ host, port }, () => resolve(s));
+      s.on('error', () => resolve(s));
+    }));
+  }
+  const cpu = () => {
+    const fields = fs.readFileSync(`/proc/${w.child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, seconds
+  };
+  const before = cpu();
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, 1500));
+  const used = (cpu() - before) / ((Date.now() - t0) / 1000);
+  t.diagnostic(`CPU while out of descriptors: ${(used * 100).toFixed(0)}%`);
+  assert.ok(used < 0.1, `the process used ${(used * 100).toFixed(0)}% CPU: the accept loop spins`);
+  for (const s of sockets) s.destroy();
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const reply = await kubeletProbe(w.address, '/livez');
+    if (reply.status === 200) break;
+    assert.ok(Date.now() < deadline, `no answer once descriptors are free: ${reply.error}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
