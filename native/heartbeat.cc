@@ -276,8 +276,18 @@ Snapshot Heartbeat::Read() const {
   s.last_error_op = static_cast<FileOp>(last_error_op_.load());
   s.last_error_wall_ns = last_error_wall_ns_.load();
   s.stalls = stalls_.load();
-  const int64_t began = stall_began_mono_ns_.load();
-  s.stall_ns = stall_ns_ended_.load() + (began != 0 ? MonotonicNs() - began : 0);
+  // The pair as the heartbeat thread last left it (a few tries; its writes
+  // take nanoseconds). An ongoing stall counts up to now, or up to the loop's
+  // answer once it came, as EndStall() will.
+  int64_t ended = 0, began = 0;
+  for (int tries = 0; tries < 1000; tries++) {
+    const uint32_t gen = stall_gen_.load();
+    ended = stall_ns_ended_.load();
+    began = stall_began_mono_ns_.load();
+    if ((gen & 1) == 0 && stall_gen_.load() == gen) break;
+  }
+  const int64_t answered = last_answer_mono_ns_.load();
+  s.stall_ns = ended + (began != 0 ? (answered > began ? answered : MonotonicNs()) - began : 0);
   return s;
 }
 
@@ -539,8 +549,10 @@ void Heartbeat::EndStall() {
   stall_json_.swap(none);
   pthread_mutex_unlock(&diag_mutex_);
   diag_fields_.clear();
+  stall_gen_.fetch_add(1);
   stall_ns_ended_.fetch_add(duration);
   stall_began_mono_ns_.store(0);
+  stall_gen_.fetch_add(1);
   stalled_.store(false);
   if (config_.log_stalls == 2) {
     Log("{\"msg\":\"celery-pulse-native: event loop answering again\",\"pid\":" +
@@ -569,7 +581,9 @@ void Heartbeat::Tick(int64_t now_mono) {
       stalled_since_wall_ns_ = wall - loop_silent;
       stall_start_mono_ns_ = answered;
       stalls_.fetch_add(1);
+      stall_gen_.fetch_add(1);
       stall_began_mono_ns_.store(answered);
+      stall_gen_.fetch_add(1);
       stalled_.store(true);
     }
     // The stuck thread is looked at before the record is written, so the

@@ -148,10 +148,13 @@ class Heartbeat {
   std::atomic<bool> stalled_{false};
   // For the endpoint's stall metrics: stalls begun, the time of those ended,
   // and the loop's last answer before the ongoing one (0: none). Written by
-  // the heartbeat thread, read by Read().
+  // the heartbeat thread, read by Read(). stall_gen_ is odd while the
+  // heartbeat thread changes the other two, so Read() sees them as a pair
+  // and the seconds counter never steps back.
   std::atomic<uint64_t> stalls_{0};
   std::atomic<int64_t> stall_ns_ended_{0};
   std::atomic<int64_t> stall_began_mono_ns_{0};
+  std::atomic<uint32_t> stall_gen_{0};
   // Last fault: errno (0 = none), its operation and wall time. Written by the
   // heartbeat thread, read by Read(); cleared by the next successful beat.
   std::atomic<int> last_errno_{0};

@@ -256,6 +256,17 @@ test('a stuck loop: /livez 503 naming the frame, /metrics stalled with the frame
     assert.equal(lint.status, 0, lint.stdout + lint.stderr);
     assert.equal(lint.stdout + lint.stderr, '');
   }
+  // A sampler all through the stall and its end: the seconds counter never steps back.
+  const counts = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const reply = await fetchText(w.address, '/metrics').catch(() => null);
+      if (reply) counts.push(sample(reply.body, 'celery_pulse_stall_seconds_total'));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  t.after(() => { sampling = false; });
   await w.block(6000);
   let stalled;
   const deadline = Date.now() + 10000;
@@ -304,6 +315,11 @@ test('a stuck loop: /livez 503 naming the frame, /metrics stalled with the frame
     assert.ok(Date.now() < end, 'still stalled 10 s after the loop answered');
   }
   assert.ok(sample(recovered.body, 'celery_pulse_stall_seconds_total') >= 5);
+  await new Promise((r) => setTimeout(r, 500));
+  sampling = false;
+  await sampler;
+  for (let i = 1; i < counts.length; i++) assert.ok(counts[i] >= counts[i - 1], `the counter stepped back: ${counts[i - 1]} then ${counts[i]}`);
+  t.diagnostic(`${counts.length} samples of celery_pulse_stall_seconds_total, never decreasing`);
   assert.doesNotMatch(recovered.body, /^celery_pulse_stall_frame_info\{/m);
   assert.ok(sample(recovered.body, 'celery_pulse_loop_delay_seconds_bucket', 'le="+Inf"') >= 1);
   if (!NO_PROMTOOL) {

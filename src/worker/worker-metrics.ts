@@ -23,8 +23,18 @@ export function observeAnswer(i64: BigInt64Array, nowNs: bigint, pingNs: number)
 export function workerMetrics(state: SharedArrayBuffer, settings: MetricsSettings): string {
   const { i64, i32 } = S.views(state);
   const now = process.hrtime.bigint();
-  const began = Atomics.load(i64, S.STALL_BEGAN_NS);
-  const stallNs = Atomics.load(i64, S.STALL_NS_ENDED) + (began !== 0n ? now - began : 0n);
+  // The pair as the heartbeat thread last left it; an ongoing stall counts
+  // up to now, or up to the loop's answer once it came (as the thread will).
+  let ended = 0n;
+  let began = 0n;
+  for (let tries = 0; tries < 1000; tries++) {
+    const gen = Atomics.load(i32, S.STALL_GEN);
+    ended = Atomics.load(i64, S.STALL_NS_ENDED);
+    began = Atomics.load(i64, S.STALL_BEGAN_NS);
+    if ((gen & 1) === 0 && Atomics.load(i32, S.STALL_GEN) === gen) break;
+  }
+  const answered = Atomics.load(i64, S.ANSWER_NS);
+  const stallNs = ended + (began !== 0n ? (answered > began ? answered : now) - began : 0n);
   const buckets = DELAY_BOUNDS.map((_, i) => Number(Atomics.load(i64, S.DELAY_BUCKETS + i)));
   const count = Math.max(Number(Atomics.load(i64, S.DELAY_COUNT)), buckets.reduce((a, b) => a + b, 0));
   return buildMetrics({

@@ -30,7 +30,10 @@ export const ERROR_OP = 3; // last fault's FILE_OPS index; thread writes
 // Atomics.waitAsync waiters on it, the thread wakes one per deadline.
 export const OWNER = 4;
 export const OWNER_WOKEN = 5; // waiters the thread has woken so far; thread writes, owner reads
-const I32_WORDS = 6;
+// Odd while the thread changes STALL_NS_ENDED and STALL_BEGAN_NS, so a reader
+// sees them as a pair; thread writes.
+export const STALL_GEN = 6;
+const I32_WORDS = 7;
 
 // Waiters the owner keeps on OWNER. A runtime drops the waiters of a thread
 // it terminates (Node, Deno and Bun all do), so a deadline that wakes none,
