@@ -95,6 +95,15 @@ function main(): void {
     const result = probe(data.file, Math.round(maxAge * 1000), Date.now());
     return httpResponse(result.ok ? 200 : 503, TEXT, verdictLine(result), head);
   };
+  // A verdict that cannot be had (Deno without --allow-run refuses the probe's
+  // process check) is a 500 that says why; the thread lives on.
+  const answer = (parsed: Extract<Parsed, { status: 'ok' }>): Buffer => {
+    try {
+      return respond(parsed);
+    } catch (error) {
+      return httpResponse(500, TEXT, `cannot answer: ${error instanceof Error ? error.message : String(error)}\n`, parsed.method === 'HEAD');
+    }
+  };
   const server = net.createServer((socket) => {
     if (open.size >= MAX_CONNECTIONS) {
       // Full: the oldest that has not sent a complete request goes.
@@ -124,7 +133,7 @@ function main(): void {
       entry.complete = true;
       received = Buffer.alloc(0);
       const reply =
-        parsed.status === 'ok' ? respond(parsed)
+        parsed.status === 'ok' ? answer(parsed)
         : parsed.status === 'too-large' ? httpResponse(431, TEXT, 'request head too large (at most 8 KiB)\n', false)
         : httpResponse(400, TEXT, 'malformed request\n', false);
       // Sent, then a FIN; what the client still sends is dropped for a
