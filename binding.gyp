@@ -2,7 +2,9 @@
   "targets": [
     {
       "target_name": "celery_pulse",
-      "sources": ["native/addon.cc", "native/diagnose.cc", "native/heartbeat.cc", "native/pulse_file.cc", "native/sd_notify.cc", "native/watchdog.cc"],
+      "sources": ["native/addon.cc", "native/diagnose.cc", "native/endpoint.cc", "native/heartbeat.cc",
+                  "native/http_request.cc", "native/json_value.cc", "native/livez.cc", "native/metrics.cc",
+                  "native/pulse_file.cc", "native/sd_notify.cc", "native/server.cc", "native/watchdog.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

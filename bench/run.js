@@ -23,6 +23,7 @@ const { syscalls } = require('./measures/syscalls');
 const { loop } = require('./measures/loop');
 const { cli } = require('./measures/cli');
 const { diagnosis } = require('./measures/diagnosis');
+const { endpoint } = require('./measures/endpoint');
 
 const MEASURES = [
   ['1', punctuality],
@@ -33,6 +34,7 @@ const MEASURES = [
   ['6', cli],
   ['7', scale],
   ['8', diagnosis],
+  ['9', endpoint],
 ];
 
 function parseArgs(argv) {

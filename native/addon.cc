@@ -5,7 +5,9 @@
 #include <cmath>
 #include <memory>
 
+#include "endpoint.h"
 #include "heartbeat.h"
+#include "server.h"
 
 #define PULSE_STR2(x) #x
 #define PULSE_STR(x) PULSE_STR2(x)
@@ -28,7 +30,10 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
                         InstanceMethod<&PulseHandle::ExpectStall>("expectStall"),
                         InstanceMethod<&PulseHandle::Stall>("stall"),
                         InstanceMethod<&PulseHandle::LastStall>("lastStall"),
-                        InstanceMethod<&PulseHandle::Ready>("ready")});
+                        InstanceMethod<&PulseHandle::Ready>("ready"),
+                        InstanceMethod<&PulseHandle::Endpoint>("endpoint"),
+                        InstanceMethod<&PulseHandle::Metrics>("metrics"),
+                        InstanceMethod<&PulseHandle::ListenAddress>("listenAddress")});
   }
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
@@ -77,10 +82,16 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     }
     // The package's own files (its dist/ folder): frames there are marked.
     if (info.Length() > 14 && info[14].IsString()) config.own_files = info[14].As<Napi::String>().Utf8Value();
-    heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
+    // Made at start(), once endpoint() may have added the bound address to
+    // the record's fields.
+    pending_ = std::make_unique<pulse::Config>(std::move(config));
   }
 
-  ~PulseHandle() override { StopNow(false); }
+  ~PulseHandle() override {
+    StopNow(false);
+    // Never started: the stack context handed over is released here.
+    if (pending_ != nullptr && pending_->stack_api != nullptr) pending_->stack_api->release(pending_->stack_ctx);
+  }
 
  private:
   static void OnEnvCleanup(void* arg) {
@@ -99,20 +110,63 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     Release(remove);
   }
 
-  // Stops the heartbeat and frees everything it owns now, not when the
-  // garbage collector gets to this wrapper: what status() reads afterwards is
-  // kept in final_ and final_last_stall_.
+  // Stops the endpoint (it reads the heartbeat), then the heartbeat, and frees
+  // everything they own now, not when the garbage collector gets to this
+  // wrapper: what status() reads afterwards is kept in final_*.
   void Release(bool remove) {
-    if (!heartbeat_) return;
+    if (server_ != nullptr) server_->Stop();
+    if (heartbeat_ == nullptr) return;
     heartbeat_->Stop(remove);
     final_ = heartbeat_->Read();
     final_last_stall_ = heartbeat_->LastStallJson();
+    server_.reset();
+    endpoint_.reset();
     heartbeat_.reset();
+  }
+
+  // endpoint(version, runtime, intervalSec, maxStallSec, host|null, port):
+  // before start(). With a host ("" = every interface) it binds and listens
+  // now, so a bad address fails before anything starts. Returns null, or
+  // {errno, op} for the call that failed.
+  Napi::Value Endpoint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    endpoint_config_.file = pending_->path;
+    endpoint_config_.version = info[0].As<Napi::String>().Utf8Value();
+    endpoint_config_.strategy = "native";
+    endpoint_config_.runtime = info[1].As<Napi::String>().Utf8Value();
+    endpoint_config_.interval_seconds = info[2].As<Napi::Number>().DoubleValue();
+    endpoint_config_.max_stall_seconds = info[3].As<Napi::Number>().DoubleValue();
+    if (!info[4].IsString()) return env.Null();
+    server_ = std::make_unique<pulse::Server>();
+    const char* op = "";
+    const int err = server_->Bind(info[4].As<Napi::String>().Utf8Value(), info[5].As<Napi::Number>().Int32Value(), &op);
+    if (err != 0) {
+      server_.reset();
+      Napi::Object error = Napi::Object::New(env);
+      error.Set("errno", err);
+      error.Set("op", op);
+      return error;
+    }
+    listen_address_ = server_->address();
+    pending_->static_fields += ",\"listen\":\"" + listen_address_ + "\"";
+    return env.Null();
+  }
+
+  Napi::Value Metrics(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), endpoint_ != nullptr ? endpoint_->Metrics() : std::string());
+  }
+
+  Napi::Value ListenAddress(const Napi::CallbackInfo& info) {
+    if (listen_address_.empty()) return info.Env().Null();
+    return Napi::String::New(info.Env(), listen_address_);
   }
 
   // Returns null, or {errno, op} describing why the first beat failed.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(*pending_));
+    pending_.reset();
+    endpoint_ = std::make_unique<pulse::PulseEndpoint>(heartbeat_.get(), endpoint_config_);
     pulse::FileResult result = heartbeat_->Start();
     if (!result.ok()) {
       Release(false);  // never started: nothing to write, all to free
@@ -120,6 +174,17 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
       error.Set("errno", result.err);
       error.Set("op", static_cast<int>(result.op));
       return error;
+    }
+    if (server_ != nullptr) {
+      server_->set_responder(endpoint_.get());
+      const int err = server_->Start();
+      if (err != 0) {
+        Release(false);
+        Napi::Object error = Napi::Object::New(env);
+        error.Set("errno", err);
+        error.Set("op", 0);
+        return error;
+      }
     }
     if (napi_add_env_cleanup_hook(env, OnEnvCleanup, this) == napi_ok) {
       hook_env_ = env;
@@ -197,9 +262,14 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     return out;
   }
 
-  std::unique_ptr<pulse::Heartbeat> heartbeat_;  // null once stopped
+  std::unique_ptr<pulse::Config> pending_;  // until start()
+  std::unique_ptr<pulse::Heartbeat> heartbeat_;  // from start() until stop()
   pulse::Snapshot final_;            // the counters at stop()
   std::string final_last_stall_;     // lastStall at stop()
+  pulse::EndpointConfig endpoint_config_;
+  std::unique_ptr<pulse::PulseEndpoint> endpoint_;  // from start() until stop()
+  std::unique_ptr<pulse::Server> server_;  // with listen: bound by endpoint(), started by start()
+  std::string listen_address_;  // the bound address, kept after stop()
   napi_env hook_env_ = nullptr;  // set while the cleanup hook is registered
   bool remove_on_cleanup_ = false;  // the pulse's removeOnStop
 };

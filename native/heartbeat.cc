@@ -116,8 +116,16 @@ void ReleaseFile(const std::string& key) {
   pthread_mutex_unlock(&claimed_mutex);
 }
 
+// The JS side asks the loop every min(1 s, maxStall / 4), at least 1 ms
+// (pingIntervalMs() in src/contract/options.ts).
+static int64_t PingNs(int64_t max_stall_ns) {
+  if (max_stall_ns < 0) return kNsPerSec;
+  const int64_t quarter = max_stall_ns / 4;
+  return quarter > kNsPerSec ? kNsPerSec : quarter < kNsPerMs ? kNsPerMs : quarter;
+}
+
 Heartbeat::Heartbeat(Config config)
-    : config_(std::move(config)), tmp_path_(TmpPath(config_.path)) {
+    : config_(std::move(config)), tmp_path_(TmpPath(config_.path)), ping_ns_(PingNs(config_.max_stall_ns)) {
   pthread_mutex_init(&mutex_, nullptr);
   pthread_mutex_init(&veto_mutex_, nullptr);
   pthread_mutex_init(&diag_mutex_, nullptr);
@@ -214,7 +222,10 @@ FileResult Heartbeat::Start() {
   return FileResult{};
 }
 
-void Heartbeat::Answer() { last_answer_mono_ns_.store(MonotonicNs()); }
+void Heartbeat::Answer() {
+  const int64_t now = MonotonicNs();
+  loop_delay_.Observe(now - last_answer_mono_ns_.exchange(now) - ping_ns_);
+}
 
 void Heartbeat::SetVeto(const std::string& message, const std::string& fields) {
   // Copies are made before taking the lock, so it is held only for the swap.
@@ -276,6 +287,19 @@ Snapshot Heartbeat::Read() const {
   s.notify_sent = notify_sent_.load();
   s.notify_errno = notify_errno_.load();
   s.notify_error_wall_ns = notify_error_wall_ns_.load();
+  s.stalls = stalls_.load();
+  // The pair as the heartbeat thread last left it (a few tries; its writes
+  // take nanoseconds). An ongoing stall counts up to now, or up to the loop's
+  // answer once it came, as EndStall() will.
+  int64_t ended = 0, began = 0;
+  for (int tries = 0; tries < 1000; tries++) {
+    const uint32_t gen = stall_gen_.load();
+    ended = stall_ns_ended_.load();
+    began = stall_began_mono_ns_.load();
+    if ((gen & 1) == 0 && stall_gen_.load() == gen) break;
+  }
+  const int64_t answered = last_answer_mono_ns_.load();
+  s.stall_ns = ended + (began != 0 ? (answered > began ? answered : MonotonicNs()) - began : 0);
   return s;
 }
 
@@ -411,6 +435,13 @@ std::string Heartbeat::LastStallJson() const {
   std::string out = last_stall_json_;
   pthread_mutex_unlock(&diag_mutex_);
   return out;
+}
+
+size_t Heartbeat::ActiveCount() const {
+  pthread_mutex_lock(&notes_mutex_);
+  const size_t n = active_.size();
+  pthread_mutex_unlock(&notes_mutex_);
+  return n;
 }
 
 // [{"label":"job x","since":"..."}], oldest first; *line: "job x, job y" or "none".
@@ -573,6 +604,10 @@ void Heartbeat::EndStall() {
   stall_json_.swap(none);
   pthread_mutex_unlock(&diag_mutex_);
   diag_fields_.clear();
+  stall_gen_.fetch_add(1);
+  stall_ns_ended_.fetch_add(duration);
+  stall_began_mono_ns_.store(0);
+  stall_gen_.fetch_add(1);
   stalled_.store(false);
   if (config_.log_stalls == 2) {
     Log("{\"msg\":\"celery-pulse-native: event loop answering again\",\"pid\":" +
@@ -603,6 +638,10 @@ void Heartbeat::Tick(int64_t now_mono) {
     if (first) {
       stalled_since_wall_ns_ = wall - loop_silent;
       stall_start_mono_ns_ = answered;
+      stalls_.fetch_add(1);
+      stall_gen_.fetch_add(1);
+      stall_began_mono_ns_.store(answered);
+      stall_gen_.fetch_add(1);
       stalled_.store(true);
     }
     // The stuck thread is looked at before the record is written, so the

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "diagnose.h"
+#include "metrics.h"
 #include "pulse_file.h"
 #include "sd_notify.h"
 #include "stack/stack_api.h"
@@ -66,6 +67,8 @@ struct Snapshot {
   uint64_t notify_sent = 0;
   int notify_errno = 0;
   int64_t notify_error_wall_ns = 0;
+  uint64_t stalls = 0;    // stalls begun
+  int64_t stall_ns = 0;   // time stalled, the ongoing stall included
 };
 
 class Heartbeat {
@@ -100,6 +103,10 @@ class Heartbeat {
   std::string LastStallJson() const;
   // pulse.ready(): READY=1 to systemd. Returns 0 or the send's errno. JS thread.
   int Ready();
+  // For the endpoint (any thread): track() labels running, and how late the
+  // loop's answers came.
+  size_t ActiveCount() const;
+  const LoopDelay& loop_delay() const { return loop_delay_; }
 
  private:
   static void* ThreadMain(void* self);
@@ -162,6 +169,10 @@ class Heartbeat {
   // Monotonic ns of the loop's last answer: written by Answer() on the JS
   // thread, read by the heartbeat thread at each deadline.
   std::atomic<int64_t> last_answer_mono_ns_{0};
+  // How late each answer came against the ping period (ping_ns_): observed
+  // by Answer(), read by the endpoint.
+  LoopDelay loop_delay_;
+  const int64_t ping_ns_;
   // Guards veto_message_ and veto_fields_. Held only to copy or swap them,
   // never across file I/O.
   pthread_mutex_t veto_mutex_;
@@ -177,6 +188,15 @@ class Heartbeat {
   std::atomic<int64_t> last_beat_wall_ns_{0};
   // True from the first withheld deadline until the loop answers again.
   std::atomic<bool> stalled_{false};
+  // For the endpoint's stall metrics: stalls begun, the time of those ended,
+  // and the loop's last answer before the ongoing one (0: none). Written by
+  // the heartbeat thread, read by Read(). stall_gen_ is odd while the
+  // heartbeat thread changes the other two, so Read() sees them as a pair
+  // and the seconds counter never steps back.
+  std::atomic<uint64_t> stalls_{0};
+  std::atomic<int64_t> stall_ns_ended_{0};
+  std::atomic<int64_t> stall_began_mono_ns_{0};
+  std::atomic<uint32_t> stall_gen_{0};
   // Last fault: errno (0 = none), its operation and wall time. Written by the
   // heartbeat thread, read by Read(); cleared by the next successful beat.
   std::atomic<int> last_errno_{0};

@@ -142,6 +142,7 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     logStalls: true,
     exitOnStall: 0,
     systemd: true,
+    listen: null,
   });
 });
 

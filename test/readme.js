@@ -5,6 +5,8 @@
 //   <!-- test: run, exits 1 -->   the same, must exit 1
 //   <!-- test: dockerfile -->     ENV, WORKDIR, CMD and HEALTHCHECK are run
 //   <!-- test: kubernetes -->     the container command, env and probe commands are run
+//   <!-- test: kubernetes-http --> its env starts a preloaded worker, its httpGet probe is asked
+//                                 (endpoint.test.js)
 //   <!-- test: usage -->          must equal the CLI's usage text
 //   <!-- test: demo -->           `npm run demo`, run by demo.test.js
 //   <!-- test: example -->        first command starts an example, the rest (the

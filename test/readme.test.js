@@ -13,7 +13,7 @@ const { sandbox, cleanEnv, run, startChild } = require('./sandbox');
 const readme = require('./readme');
 
 // systemd, pm2, docker run and compose: run by test/supervisors/*.test.js under the real ones.
-const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'usage', 'demo', 'example', 'systemd', 'pm2', 'docker run', 'compose'];
+const MARKERS = ['run', 'run, exits 1', 'dockerfile', 'kubernetes', 'kubernetes-http', 'usage', 'demo', 'example', 'systemd', 'pm2', 'docker run', 'compose'];
 const RUNNABLE = new Set(['sh', 'bash', 'shell', 'console', 'dockerfile', 'yaml', 'yml']);
 // Blocks that are not run here, each with where it is covered instead.
 const NOT_RUN = [

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { pulseError, show } from './errors';
 import type { LogStalls } from '../diagnosis/diagnosis';
@@ -49,6 +50,18 @@ export interface PulseOptions {
    * first pulse feeds WatchdogSec= and sends STATUS= lines. false: never.
    */
   systemd?: 'auto' | false;
+  /**
+   * Serve /livez, /metrics and /status off the event loop: a port (`9464`, every
+   * interface), `"127.0.0.1:9464"` or `"[::1]:9464"`; port 0 takes a free one.
+   * Default: off.
+   */
+  listen?: number | string;
+}
+
+/** Where the endpoint listens: host '' is every interface. */
+export interface ListenAddress {
+  host: string;
+  port: number;
 }
 
 export interface ResolvedOptions {
@@ -63,6 +76,7 @@ export interface ResolvedOptions {
   /** Seconds; 0 = off. */
   exitOnStall: number;
   systemd: boolean;
+  listen: ListenAddress | null;
 }
 
 export const ENV = {
@@ -73,6 +87,7 @@ export const ENV = {
   logStalls: 'CELERY_PULSE_LOG_STALLS',
   exitOnStall: 'CELERY_PULSE_EXIT_ON_STALL',
   systemd: 'CELERY_PULSE_SYSTEMD',
+  listen: 'CELERY_PULSE_LISTEN',
 } as const;
 
 /**
@@ -90,7 +105,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'exitOnStall', 'systemd']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'exitOnStall', 'systemd', 'listen']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -156,6 +171,32 @@ export function checkStrategy(value: unknown, source: Source): Strategy {
     throw invalid(source, value, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`, TypeError);
   }
   return text as Strategy;
+}
+
+const LISTEN_EXPECTED = 'a port from 0 to 65535, "host:port" with an IPv4 address or "[ipv6]:port"';
+
+/** `listen`: 9464, "9464", "127.0.0.1:9464", "0.0.0.0:9464", "[::]:9464". */
+export function checkListen(value: unknown, source: Source): ListenAddress {
+  const port = (text: string): number | undefined => (/^\d{1,5}$/.test(text) && Number(text) <= 65535 ? Number(text) : undefined);
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0 || value > 65535) throw invalid(source, value, LISTEN_EXPECTED, RangeError);
+    return { host: '', port: value };
+  }
+  if (typeof value !== 'string') throw invalid(source, value, LISTEN_EXPECTED, TypeError);
+  const text = source.kind === 'env' ? value.trim() : value;
+  const bare = port(text);
+  if (bare !== undefined) return { host: '', port: bare };
+  const v6 = /^\[([^\]]*)\]:(\d+)$/.exec(text);
+  if (v6 && net.isIPv6(v6[1]) && port(v6[2]) !== undefined) return { host: v6[1], port: port(v6[2]) as number };
+  const v4 = /^([^:[\]]+):(\d+)$/.exec(text);
+  if (v4 && net.isIPv4(v4[1]) && port(v4[2]) !== undefined) return { host: v4[1], port: port(v4[2]) as number };
+  throw invalid(source, value, LISTEN_EXPECTED, TypeError);
+}
+
+/** How an address is written in errors and status(): "127.0.0.1:9464", "[::1]:0", ":9464". */
+export function listenText(address: ListenAddress): string {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
 }
 
 /**
@@ -259,7 +300,13 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
     systemd = text === 'auto';
   }
 
-  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, exitOnStall, systemd };
+
+  let listen: ListenAddress | null = null;
+  if (has('listen')) listen = checkListen(given.listen, opt('listen'));
+  else if (env[ENV.listen] !== undefined) listen = checkListen(env[ENV.listen], fromEnv(ENV.listen));
+
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, exitOnStall, systemd, listen };
 }
 
 /** expectStall(seconds, reason?): checked like the other durations; the reason cut at 200 characters. */

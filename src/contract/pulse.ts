@@ -30,6 +30,11 @@ export interface Pulse {
    * status().systemd.lastError.
    */
   ready(): void;
+  /**
+   * The /metrics exposition text (Prometheus format 0.0.4), for an app that
+   * already serves metrics: append it to prom-client's register.metrics().
+   */
+  metrics(): string;
 }
 
 /** track() for both strategies: `begin` lists the label, `end` drops it. */

@@ -51,6 +51,8 @@ export interface PulseStatus {
   exitOnStall: number | false;
   /** What this pulse tells systemd (NOTIFY_SOCKET). */
   systemd: SystemdStatus;
+  /** Where /livez, /metrics and /status are served ("127.0.0.1:9464"); null without `listen`. */
+  listen: string | null;
 }
 
 /** A diagnosis handed over as JSON text by a heartbeat thread; '' is none. */

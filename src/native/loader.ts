@@ -18,6 +18,15 @@ export interface NativeHandle {
   lastStall(): string;
   /** READY=1 to systemd: 0 or the errno of the send. */
   ready(): number;
+  /**
+   * Before start(): the endpoint's settings; with a host ('' = every
+   * interface) binds now. null, or the errno and call that failed.
+   */
+  endpoint(version: string, runtime: string, interval: number, maxStall: number, host: string | null, port: number): null | { errno: number; op: string };
+  /** The exposition text of /metrics. */
+  metrics(): string;
+  /** The bound address ("127.0.0.1:9464"), or null without listen. */
+  listenAddress(): string | null;
 }
 
 export interface NativeStats {

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { logMode, OWN_FILES, previousRun, syscallTable } from '../diagnosis/diagnosis';
 import { pulseError } from '../contract/errors';
 import { HealthCheckRunner } from '../contract/health';
+import { listenError, packageVersion, runtimeName } from '../contract/endpoint';
 import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
 import { activePulses, runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from '../contract/pulse';
 import { describeFileFault, parseDiagnosis, type PulseStatus, identityFields } from '../contract/status';
@@ -46,6 +47,18 @@ export class NativePulse implements Pulse {
       systemd?.watchdogUsec ?? 0,
       OWN_FILES,
     );
+    // The endpoint binds before anything starts: a bad address throws with
+    // no thread started and the file untouched.
+    const listen = options.listen;
+    // A binary from before the endpoint (a stale local build) still beats;
+    // it only cannot listen.
+    if (typeof this.#handle.endpoint === 'function') {
+      const bindFailure = this.#handle.endpoint(packageVersion(), runtimeName(), options.interval, options.maxStall,
+        listen ? listen.host : null, listen ? listen.port : 0);
+      if (bindFailure !== null && listen) throw listenError(listen, bindFailure.errno, bindFailure.op);
+    } else if (listen) {
+      throw pulseError(Error, 'ERR_PULSE_NATIVE_UNAVAILABLE', 'the loaded addon binary predates option "listen": rebuild it (npm run build:native)');
+    }
     const failure = this.#handle.start();
     if (failure !== null) {
       releaseSystemd(this);
@@ -94,11 +107,16 @@ export class NativePulse implements Pulse {
       lastStall: parseDiagnosis(this.#handle.lastStall()),
       exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
       systemd: this.#systemd ? systemdStatus(this.#systemd, s.notifySent, s.notifyErrno, s.notifyErrorMs) : systemdOff(null),
+      listen: this.#handle.listenAddress(),
     };
   }
 
   ready(): void {
     if (this.#systemd && this.#ping !== undefined) this.#handle.ready();
+  }
+
+  metrics(): string {
+    return this.#handle.metrics();
   }
 
   track<T>(label: string, fn: () => T): T {

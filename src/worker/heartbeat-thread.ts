@@ -166,6 +166,10 @@ function endStall(): void {
   const durationMs = Number((Atomics.load(i64, S.ANSWER_NS) - stallStartNs) / 1_000_000n);
   lastStallJson = JSON.stringify({ since: iso(stalledSinceMs), durationMs, stack: null, thread: diagThread, active: diagActive });
   diagFields = '';
+  Atomics.add(i32, S.STALL_GEN, 1);
+  Atomics.add(i64, S.STALL_NS_ENDED, Atomics.load(i64, S.ANSWER_NS) - stallStartNs);
+  Atomics.store(i64, S.STALL_BEGAN_NS, 0n);
+  Atomics.add(i32, S.STALL_GEN, 1);
   Atomics.store(i32, S.STALLED, 0);
   publish('');
   if (config.logStalls === 2) {
@@ -270,6 +274,10 @@ function tick(nowNs: bigint): boolean {
     if (first) {
       stalledSinceMs = wall - loopSilentMs;
       stallStartNs = answered;
+      Atomics.add(i64, S.STALLS, 1n);
+      Atomics.add(i32, S.STALL_GEN, 1);
+      Atomics.store(i64, S.STALL_BEGAN_NS, answered);
+      Atomics.add(i32, S.STALL_GEN, 1);
       Atomics.store(i32, S.STALLED, 1);
     }
     // The stuck thread is looked at before the record is written.

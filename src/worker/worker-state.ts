@@ -12,7 +12,14 @@ export const ERRORS = 3; // failed file operations; thread writes
 export const LAST_BEAT_MS = 4; // wall ms of the last beat; thread writes (owner before it starts)
 export const ERROR_MS = 5; // wall ms of the last fault; thread writes
 export const VETOED = 6; // of the withheld deadlines, those vetoed by the health check; thread writes
-const I64_WORDS = 7;
+export const STALLS = 7; // stalls begun; thread writes
+export const STALL_NS_ENDED = 8; // ns stalled in the stalls that ended; thread writes
+export const STALL_BEGAN_NS = 9; // monotonic ns the ongoing stall began (0: none); thread writes
+export const DELAY_COUNT = 10; // the loop-delay histogram: answers; owner writes
+export const DELAY_SUM_NS = 11; // ... the sum of their delays; owner writes
+export const DELAY_BUCKETS = 12; // ... 12 words, one per finite bucket (not cumulative); owner writes
+export const ACTIVE_JOBS = 24; // track() labels running; owner writes
+const I64_WORDS = 25;
 
 // Int32 words, after the BigInt64 ones.
 export const RUN = 0; // RunState: the stop handshake
@@ -23,7 +30,10 @@ export const ERROR_OP = 3; // last fault's FILE_OPS index; thread writes
 // Atomics.waitAsync waiters on it, the thread wakes one per deadline.
 export const OWNER = 4;
 export const OWNER_WOKEN = 5; // waiters the thread has woken so far; thread writes, owner reads
-const I32_WORDS = 6;
+// Odd while the thread changes STALL_NS_ENDED and STALL_BEGAN_NS, so a reader
+// sees them as a pair; thread writes.
+export const STALL_GEN = 6;
+const I32_WORDS = 7;
 
 // Waiters the owner keeps on OWNER. A runtime drops the waiters of a thread
 // it terminates (Node, Deno and Bun all do), so a deadline that wakes none,

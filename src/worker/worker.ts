@@ -19,6 +19,8 @@ import { systemdOff } from '../contract/systemd';
 
 const WORKER_NO_SYSTEMD =
   'the "worker" strategy cannot send to NOTIFY_SOCKET (Node has no datagram Unix sockets); the native strategy can';
+import { observeAnswer, workerMetrics } from './worker-metrics';
+import { startEndpoint, type EndpointHandle } from './endpoint';
 
 const THREAD_SCRIPT = path.join(__dirname, 'heartbeat-thread.js');
 // The thread starts from a one-line CommonJS script that requires it: Deno
@@ -147,6 +149,7 @@ export class WorkerPulse implements Pulse {
   #ownerWaiters = 0; // waiters to keep on S.OWNER; owner thread only
   #armed = 0; // waiters armed minus those seen woken; owner thread only
   #wokenSeen = 0; // S.OWNER_WOKEN when last read; owner thread only
+  readonly #endpoint: EndpointHandle | undefined; // with listen
   readonly #atExit = () => this.#stop(this.#options.removeOnStop);
   // Why this pulse does not talk to systemd although it would be the one to.
   readonly #systemdNote: string | null;
@@ -156,66 +159,74 @@ export class WorkerPulse implements Pulse {
     this.#systemdNote = options.systemd && isMainThread && process.env.NOTIFY_SOCKET ? WORKER_NO_SYSTEMD : null;
     const file = (this.file = options.file);
     ({ i64: this.#i64, i32: this.#i32 } = S.views(this.#state));
-    this.#staticFields = staticRecordFields(options, 'worker', this.#startedAt, previousRun(file));
-
-    let result = pulseFile.makeParents(file);
-    if (result.err !== 0) throw fileError(file, result);
-    const canonical = pulseFile.canonicalKey(file);
-    if ('failure' in canonical) throw fileError(file, canonical.failure);
-    const claimed = claim(canonical.key);
-    if ('inUse' in claimed) {
-      throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${file}" is already pulsed by this process; stop that pulse first`, {
-        path: file,
-      });
-    }
-    if ('full' in claimed) {
-      throw pulseError(Error, 'ERR_PULSE_TOO_MANY', 'too many "worker" strategy pulses in this process; stop some first');
-    }
-    this.#slot = claimed.slot;
-
+    // The endpoint binds first: a bad address throws with nothing else started.
+    const endpoint = (this.#endpoint = options.listen ? startEndpoint(options, this.#state) : undefined);
+    this.#staticFields =
+      staticRecordFields(options, 'worker', this.#startedAt, previousRun(file)) +
+      (endpoint ? `,"listen":${JSON.stringify(endpoint.address)}` : '');
     try {
-      this.#tmp = pulseFile.tmpPath(file, threadId, tmpCount++);
-      const threadTmp = pulseFile.tmpPath(file, threadId, tmpCount++);
-      result = pulseFile.inspectTarget(file);
-      const startNs = process.hrtime.bigint();
-      Atomics.store(this.#i64, S.ANSWER_NS, startNs);
-      const wall = Date.now();
-      if (result.err === 0) {
-        const content = record('running', 'started', wall, wall, 0, this.#staticFields);
-        result = pulseFile.writeRecord(file, this.#tmp, content, wall);
-      }
+      let result = pulseFile.makeParents(file);
       if (result.err !== 0) throw fileError(file, result);
-      Atomics.store(this.#i64, S.BEATS, 1n);
-      Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
+      const canonical = pulseFile.canonicalKey(file);
+      if ('failure' in canonical) throw fileError(file, canonical.failure);
+      const claimed = claim(canonical.key);
+      if ('inUse' in claimed) {
+        throw pulseError(Error, 'ERR_PULSE_FILE_IN_USE', `"${file}" is already pulsed by this process; stop that pulse first`, {
+          path: file,
+        });
+      }
+      if ('full' in claimed) {
+        throw pulseError(Error, 'ERR_PULSE_TOO_MANY', 'too many "worker" strategy pulses in this process; stop some first');
+      }
+      this.#slot = claimed.slot;
 
-      const intervalNs = BigInt(Math.round(options.interval * 1e9));
-      const maxStallNs = Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n;
-      const { port1, port2 } = new MessageChannel();
-      this.#port = port1;
-      port1.unref();
-      const config: S.HeartbeatConfig = {
-        file,
-        tmp: threadTmp,
-        intervalNs,
-        maxStallNs,
-        exitOnStallNs: BigInt(Math.round(options.exitOnStall * 1e9)),
-        startNs,
-        staticFields: this.#staticFields,
-        state: this.#state,
-        claims: this.#slot.sab,
-        slot: this.#slot.index,
-        gen: this.#slot.gen,
-        port: port2,
-        ownerTid: currentTid(),
-        logStalls: logMode(options.logStalls),
-        ownerWaiters: waitAsync ? S.ownerWaiters(intervalNs, maxStallNs) : 0,
-      };
-      this.#ownerWaiters = config.ownerWaiters;
-      this.#arm();
-      this.#thread = heartbeatThread(config, this);
+      try {
+        this.#tmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+        const threadTmp = pulseFile.tmpPath(file, threadId, tmpCount++);
+        result = pulseFile.inspectTarget(file);
+        const startNs = process.hrtime.bigint();
+        Atomics.store(this.#i64, S.ANSWER_NS, startNs);
+        const wall = Date.now();
+        if (result.err === 0) {
+          const content = record('running', 'started', wall, wall, 0, this.#staticFields);
+          result = pulseFile.writeRecord(file, this.#tmp, content, wall);
+        }
+        if (result.err !== 0) throw fileError(file, result);
+        Atomics.store(this.#i64, S.BEATS, 1n);
+        Atomics.store(this.#i64, S.LAST_BEAT_MS, BigInt(wall));
+
+        const intervalNs = BigInt(Math.round(options.interval * 1e9));
+        const maxStallNs = Number.isFinite(options.maxStall) ? BigInt(Math.round(options.maxStall * 1e9)) : -1n;
+        const { port1, port2 } = new MessageChannel();
+        this.#port = port1;
+        port1.unref();
+        const config: S.HeartbeatConfig = {
+          file,
+          tmp: threadTmp,
+          intervalNs,
+          maxStallNs,
+          exitOnStallNs: BigInt(Math.round(options.exitOnStall * 1e9)),
+          startNs,
+          staticFields: this.#staticFields,
+          state: this.#state,
+          claims: this.#slot.sab,
+          slot: this.#slot.index,
+          gen: this.#slot.gen,
+          port: port2,
+          ownerTid: currentTid(),
+          logStalls: logMode(options.logStalls),
+          ownerWaiters: waitAsync ? S.ownerWaiters(intervalNs, maxStallNs) : 0,
+        };
+        this.#ownerWaiters = config.ownerWaiters;
+        this.#arm();
+        this.#thread = heartbeatThread(config, this);
+      } catch (error) {
+        Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
+        this.#slot.release();
+        throw error;
+      }
     } catch (error) {
-      Atomics.notify(this.#i32, S.OWNER); // the waiters armed for a thread that never started
-      this.#slot.release();
+      endpoint?.close();
       throw error;
     }
 
@@ -224,13 +235,16 @@ export class WorkerPulse implements Pulse {
     // ever blocking (it drops the block on a blocking socket).
     if (options.logStalls !== false && isMainThread) void process.stderr;
     const i64 = this.#i64;
-    // The loop's answer: one atomic store of the monotonic time, and the
-    // owner's waiters topped up.
+    const pingMs = pingIntervalMs(options.maxStall);
+    // The loop's answer: one atomic store of the monotonic time (how late it
+    // came goes into the loop-delay histogram), and the owner's waiters
+    // topped up.
     this.#ping = setInterval(() => {
       const t = process.hrtime.bigint();
       this.#arm();
+      observeAnswer(i64, t, pingMs * 1e6);
       Atomics.store(i64, S.ANSWER_NS, t);
-    }, pingIntervalMs(options.maxStall));
+    }, pingMs);
     this.#ping.unref();
     if (options.healthCheck) {
       const port = this.#port;
@@ -288,11 +302,16 @@ export class WorkerPulse implements Pulse {
       lastStall: parseDiagnosis(this.#diagnosis.lastStall),
       exitOnStall: o.exitOnStall > 0 ? o.exitOnStall : false,
       systemd: systemdOff(this.#systemdNote, this.#startedAt),
+      listen: this.#endpoint?.address ?? null,
     };
   }
 
   /** The "worker" strategy cannot talk to systemd: status().systemd says so. */
   ready(): void {}
+
+  metrics(): string {
+    return workerMetrics(this.#state, this.#options);
+  }
 
   /** The latest diagnosis the heartbeat thread sent; earlier ones are superseded. */
   #readDiagnosis(): S.ToOwner {
@@ -311,10 +330,14 @@ export class WorkerPulse implements Pulse {
     return runTracked(
       (text) => {
         const id = this.#nextTrackId++;
+        Atomics.add(this.#i64, S.ACTIVE_JOBS, 1n);
         this.#send({ kind: 'track', id, label: text, sinceMs: Date.now() });
         return id;
       },
-      (id) => this.#send({ kind: 'untrack', id }),
+      (id) => {
+        Atomics.sub(this.#i64, S.ACTIVE_JOBS, 1n);
+        this.#send({ kind: 'untrack', id });
+      },
       label,
       fn,
     );
@@ -388,5 +411,6 @@ export class WorkerPulse implements Pulse {
     // A thread stuck in a file operation is ended; any other serves the next pulse.
     if (hung) this.#thread.worker.terminate().then(undefined, () => undefined);
     else this.#thread.release();
+    this.#endpoint?.close();
   }
 }

@@ -150,6 +150,36 @@ const seen = new Set();
   assert.equal(out.withheld, 0);
 });
 
+scenario('listen: /livez answers 503 and /metrics says stalled while the loop is stuck (asked by a bash /dev/tcp client)', (rt, strategy, dir) => {
+  const slow = rt.slow || 1;
+  const out = runScript(rt, dir, 'endpoint', `${prelude(strategy, path.join(dir, 'hc'))}
+const { spawn } = require('node:child_process');
+(async () => {
+  const p = pkg.start({ file: FILE, interval: 0.2, maxStall: ${0.5 * slow}, strategy: STRATEGY, listen: '127.0.0.1:0' });
+  const port = p.status().listen.split(':')[1];
+  const ask = (route) => 'exec 3<>/dev/tcp/127.0.0.1/' + port + '; printf "GET ' + route + ' HTTP/1.0\\\\r\\\\n\\\\r\\\\n" >&3; cat <&3';
+  // The client runs while this loop is stuck: it waits 1.5 s, then asks.
+  const client = spawn('bash', ['-c', 'sleep ${1.5 * slow}; (' + ask('/livez') + '); echo; echo ====; (' + ask('/metrics') + ')'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  client.stdout.on('data', (d) => (text += d));
+  const exited = new Promise((resolve) => client.on('close', resolve));
+  await sleep(100);
+  spin(${3000 * slow});
+  await exited;
+  const s = p.status();
+  p.stop();
+  report({ text, listen: s.listen });
+})();
+`, { flags: rt.deno ? ['--allow-run', '--allow-net'] : [] });
+  assert.match(out.listen, /^127\.0\.0\.1:\d+$/);
+  const [livez, metrics] = out.text.split('====');
+  assert.match(livez, /^HTTP\/1\.1 503 /, out.text);
+  assert.match(livez, /stalled since/);
+  assert.match(metrics, /^HTTP\/1\.1 200 /m);
+  assert.match(metrics, /^celery_pulse_stalled 1$/m);
+}, { when: (rt) => !rt.musl });
+
 scenario('withholds beats while stuck, says why in the record, recovers', (rt, strategy, dir) => {
   const slow = rt.slow || 1;
   const out = runScript(rt, dir, 'stuck', `${prelude(strategy, path.join(dir, 'hc'))}

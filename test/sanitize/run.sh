@@ -2,7 +2,7 @@
 # npm run test:sanitize [-- asan tsan valgrind]   (default: all three)
 #
 # Runs the lifecycle, gate, file, fault-injection and health-check tests
-# (the native veto a failing check sets from JS) with the addon
+# (the native veto a failing check sets from JS) and the endpoint's with the addon
 # built under AddressSanitizer + UndefinedBehaviorSanitizer and under
 # ThreadSanitizer, loaded through the package's loader (its test hook
 # CELERY_PULSE_TEST_NATIVE_PATH names a folder holding build/Release/) into
@@ -20,7 +20,7 @@ here=test/sanitize
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(asan tsan valgrind)
 # PULSE_SANITIZE_TESTS (space-separated) runs other test files instead.
-read -r -a tests <<<"${PULSE_SANITIZE_TESTS:-test/lifecycle.test.js test/gate.test.js test/file.test.js test/fault-injection.test.js test/health-check.test.js test/diagnosis.test.js test/stack-record.test.js test/long-life.test.js}"
+read -r -a tests <<<"${PULSE_SANITIZE_TESTS:-test/lifecycle.test.js test/gate.test.js test/file.test.js test/fault-injection.test.js test/health-check.test.js test/diagnosis.test.js test/stack-record.test.js test/endpoint.test.js test/long-life.test.js}"
 
 npm run --silent compile
 "$here/build.sh" "${variants[@]}"
