@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "celery_pulse",
-      "sources": ["native/addon.cc", "native/diagnose.cc", "native/heartbeat.cc", "native/pulse_file.cc"],
+      "sources": ["native/addon.cc", "native/diagnose.cc", "native/waiting_for.cc", "native/native_stack.cc", "native/outside_js.cc", "native/heartbeat.cc", "native/pulse_file.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

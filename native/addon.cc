@@ -32,7 +32,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
   //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable,
-  //                 stackApi?, stackCtx?)
+  //                 stackApi?, stackCtx?, nativeStack?)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -65,6 +65,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
         config.stack_unavailable = "the stack support binary does not match this release";
       }
     }
+    // Read here, on the pulse's JS thread: the thread nativeStack samples.
+    config.native_stack = pulse::NativeStackPrepare(info.Length() > 11 && info[11].ToBoolean().Value());
     heartbeat_ = std::make_unique<pulse::Heartbeat>(std::move(config));
   }
 
@@ -167,6 +169,10 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("PulseHandle", PulseHandle::Define(env));
   exports.Set("sourceDigest", Napi::String::New(env, PULSE_STR(PULSE_SOURCE_DIGEST)));
+  // For tests: how many nativeStack captures this process attempted.
+  exports.Set("nativeStackCaptures", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), static_cast<double>(pulse::NativeStackCaptures()));
+              }));
   return exports;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "json.h"
+#include "waiting_for.h"
 
 namespace pulse {
 namespace {
@@ -415,6 +416,7 @@ void Heartbeat::CaptureStack(int64_t wall) {
   diag_stack_top_json_ = "null";
   diag_stack_lines_.clear();
   diag_stack_at_.clear();
+  diag_outside_js_ = true;
   if (config_.stack_api == nullptr) {
     diag_stack_reason_ = config_.stack_unavailable;
     return;
@@ -434,6 +436,7 @@ void Heartbeat::CaptureStack(int64_t wall) {
                          "cannot interrupt): no stack within " + std::to_string(wait_ms) + " ms";
     return;
   }
+  diag_outside_js_ = false;
   if (code != PULSE_STACK_OK) {
     diag_stack_reason_ = "the thread's environment is shutting down";
     return;
@@ -479,10 +482,11 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
   std::string active_line;
   diag_active_json_ = ActiveJson(&active_line);
   CaptureStack(WallNs());
+  DiagnoseOutsideJs(view);
   diag_fields_ = "\"stack\":" + diag_stack_json_ + ",\"stackAt\":" + JsonStringOrNull(diag_stack_at_) +
                  (diag_stack_reason_.empty() ? std::string()
                                              : ",\"stackUnavailable\":\"" + JsonEscape(diag_stack_reason_) + "\"") +
-                 ",\"thread\":" + diag_thread_json_ + ",\"active\":" + diag_active_json_;
+                 ",\"thread\":" + diag_thread_json_ + ",\"active\":" + diag_active_json_ + diag_native_fields_;
   std::string stall = "{\"since\":\"" + Iso(stalled_since_wall_ns_) + "\"," + diag_fields_ + "}";
   pthread_mutex_lock(&diag_mutex_);
   stall_json_.swap(stall);
@@ -500,7 +504,7 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
             std::to_string(getpid()) + ", " + config_.path + "); beats withheld\n" +
             (diag_stack_reason_.empty() ? diag_stack_lines_
                                         : "    (no JavaScript stack: " + diag_stack_reason_ + ")\n") +
-            "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
+            diag_native_lines_ + "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
   }
   Log(block);
 }
@@ -511,7 +515,7 @@ void Heartbeat::EndStall() {
   std::string last = "{\"since\":\"" + Iso(stalled_since_wall_ns_) +
                      "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) +
                      ",\"stack\":" + diag_stack_top_json_ + ",\"thread\":" + diag_thread_json_ +
-                     ",\"active\":" + diag_active_json_ + "}";
+                     ",\"active\":" + diag_active_json_ + diag_native_last_ + "}";
   std::string none;
   pthread_mutex_lock(&diag_mutex_);
   last_stall_json_.swap(last);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "diagnose.h"
+#include "native_stack.h"
 #include "pulse_file.h"
 #include "stack/stack_api.h"
 
@@ -31,6 +32,7 @@ struct Config {
   const pulse_stack_api* stack_api = nullptr;
   void* stack_ctx = nullptr;
   std::string stack_unavailable = "stack capture is not available";
+  NativeStackTarget native_stack;  // the JS thread, for nativeStack
 };
 
 struct Snapshot {
@@ -102,6 +104,9 @@ class Heartbeat {
   // Asks the stuck thread for its JavaScript stack (bounded wait): sets
   // diag_stack_json_ ("[...]" or "null"), diag_stack_lines_ and the reason.
   void CaptureStack(int64_t wall_ns);
+  // Outside JavaScript (native/outside_js.cc): nativeStack and waitingFor
+  // into diag_native_fields_, diag_native_last_ and diag_native_lines_.
+  void DiagnoseOutsideJs(const ThreadView& view);
   void ReleaseStack();
   void Log(const std::string& text) const;
 
@@ -169,6 +174,10 @@ class Heartbeat {
   std::string diag_stack_lines_;      // "    at fn (file:l:c)\n" ...
   std::string diag_stack_at_;         // ISO time of the capture, or empty
   std::string diag_stack_reason_;     // why there is no stack, or empty
+  bool diag_outside_js_ = false;      // V8 could not be asked or did not answer
+  std::string diag_native_fields_;    // ,"nativeStack":...,"waitingFor":...
+  std::string diag_native_last_;      // the same for lastStall (top frames)
+  std::string diag_native_lines_;     // "    in fn (module)\n", "    waiting for ..."
   bool stack_released_ = false;       // JS thread (after the join)
 
   // Guards stall_json_ and last_stall_json_: the heartbeat thread writes them

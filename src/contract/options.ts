@@ -37,6 +37,11 @@ export interface PulseOptions {
    * JSON line, `false` nothing.
    */
   logStalls?: LogStalls;
+  /**
+   * When the stuck thread is outside JavaScript, take its machine stack
+   * (`nativeStack` in the record) with a real-time signal. Default `true`.
+   */
+  nativeStack?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -48,6 +53,7 @@ export interface ResolvedOptions {
   healthCheck: HealthCheck | undefined;
   healthCheckTimeout: number;
   logStalls: LogStalls;
+  nativeStack: boolean;
 }
 
 export const ENV = {
@@ -56,6 +62,7 @@ export const ENV = {
   maxStall: 'CELERY_PULSE_MAX_STALL',
   strategy: 'CELERY_PULSE_STRATEGY',
   logStalls: 'CELERY_PULSE_LOG_STALLS',
+  nativeStack: 'CELERY_PULSE_NATIVE_STACK',
 } as const;
 
 export const DEFAULTS = { file: '/tmp/celery_healthcheck', interval: 60, strategy: 'auto' as Strategy, healthCheckTimeout: 5 };
@@ -67,7 +74,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'nativeStack']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -209,7 +216,17 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
     logStalls = modes[text];
   }
 
-  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls };
+  let nativeStack = true;
+  if (has('nativeStack')) {
+    if (typeof given.nativeStack !== 'boolean') throw invalid(opt('nativeStack'), given.nativeStack, 'a boolean', TypeError);
+    nativeStack = given.nativeStack;
+  } else if (env[ENV.nativeStack] !== undefined) {
+    const text = (env[ENV.nativeStack] as string).trim();
+    if (text !== '1' && text !== '0') throw invalid(fromEnv(ENV.nativeStack), env[ENV.nativeStack], '"1" or "0"', TypeError);
+    nativeStack = text === '1';
+  }
+
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, nativeStack };
 }
 
 /** expectStall(seconds, reason?): checked like the other durations; the reason cut at 200 characters. */

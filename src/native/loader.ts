@@ -45,8 +45,11 @@ export interface NativeBinding {
     stackUnavailable: string,
     stackApi?: bigint,
     stackCtx?: bigint,
+    nativeStack?: boolean,
   ) => NativeHandle;
   sourceDigest: string;
+  /** nativeStack captures (signals sent) by this process: for tests. */
+  nativeStackCaptures(): number;
 }
 
 /** Package root: the folder holding binding.gyp and prebuilds/. */

@@ -38,6 +38,7 @@ export class NativePulse implements Pulse {
       'unavailable' in stack ? stack.unavailable : '',
       stackApi,
       stackCtx,
+      options.nativeStack,
     );
     const failure = this.#handle.start();
     if (failure !== null) {
