@@ -6,8 +6,9 @@ import { pulseError, show } from '../contract/errors';
 import type { ActiveLabel, PreviousRun, StackFrame, ThreadView } from './stall-text';
 import { SYSCALL_NAMES } from './syscalls';
 
-export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
+export type { ActiveLabel, LastStall, NativeFrame, PreviousRun, StackFrame, StallDiagnosis, ThreadView, WaitingFor } from './stall-text';
 export { activeLine, frameLine, threadLine } from './stall-text';
+export { waitingFor } from './waiting-for';
 
 /** track() labels listed in a record, at most. */
 export const MAX_ACTIVE = 16;
@@ -19,6 +20,10 @@ export const TOP_FRAMES = 5;
 /** Why a worker-strategy record has no stack. */
 export const WORKER_NO_STACK =
   'the "worker" strategy cannot interrupt the stuck thread to read its JavaScript stack (the native strategy can)';
+
+/** Why a worker-strategy record has no nativeStack. */
+export const WORKER_NO_NATIVE_STACK =
+  'the "worker" strategy cannot signal the stuck thread to read its machine stack (the native strategy can)';
 
 // Calls whose first argument is a descriptor: the diagnosis names what it is.
 const FD_FIRST =
