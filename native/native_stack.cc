@@ -153,9 +153,10 @@ int InstallSignal() {
   if (sig == 0) {
     sig = -1;
     // From the top down: libraries that take one usually start at SIGRTMIN.
-    const char* forced = getenv("CELERY_PULSE_TEST_NATIVE_SIGNAL");  // tests: a fixed offset
+    // Test hook, not a setting: only this signal number is tried.
+    const char* forced = getenv("CELERY_PULSE_TEST_NATIVE_SIGNAL");
     for (int n = SIGRTMAX - 2; n >= SIGRTMIN + 4; n--) {
-      if (forced != nullptr && n != SIGRTMIN + atoi(forced)) continue;
+      if (forced != nullptr && n != atoi(forced)) continue;
       struct sigaction old;
       if (sigaction(n, nullptr, &old) != 0) continue;
       const bool free = (old.sa_flags & SA_SIGINFO) == 0 && old.sa_handler == SIG_DFL;
@@ -401,7 +402,109 @@ struct Symbolizer {
   }
 };
 
+// Signals the target and waits at most wait_ms for its handler to fill the
+// slot; copies it to *copy. False when it did not answer.
+bool Sample(const NativeStackTarget& target, int sig, int64_t wait_ms, Slot* copy) {
+  pthread_mutex_lock(&capture_mutex);
+  slot.stack_lo = target.stack_lo;
+  slot.stack_hi = target.stack_hi;
+  slot_state.store(target.tid, std::memory_order_release);  // arm for this tid
+  captures.fetch_add(1);
+  bool answered = false;
+  if (syscall(SYS_tgkill, getpid(), target.tid, sig) == 0) {
+    const int64_t deadline = Now(CLOCK_MONOTONIC) + wait_ms * 1000000;
+    for (;;) {
+      if (slot_state.load(std::memory_order_acquire) == -2) {
+        answered = true;
+        break;
+      }
+      if (Now(CLOCK_MONOTONIC) >= deadline) break;
+      timespec pause = {0, 50 * 1000};
+      nanosleep(&pause, nullptr);
+    }
+  }
+  if (!answered) {
+    // Disarm, unless the handler claimed the slot meanwhile: then it is
+    // writing (a bounded copy) and its answer is taken.
+    int armed = target.tid;
+    if (!slot_state.compare_exchange_strong(armed, 0)) {
+      while (slot_state.load(std::memory_order_acquire) != -2) sched_yield();
+      answered = true;
+    }
+  }
+  if (answered) memcpy(copy, &slot, sizeof *copy);
+  slot_state.store(0, std::memory_order_release);
+  pthread_mutex_unlock(&capture_mutex);
+  return answered;
+}
+
+// The capture's signal; 0, with *reason set, when it cannot be used.
+int UsableSignal(std::string* reason) {
+  const int sig = capture_signal.load();
+  // Someone may have installed a handler of their own since: never signal it.
+  struct sigaction now;
+  if (sig <= 0 || sigaction(sig, nullptr, &now) != 0 || !(now.sa_flags & SA_SIGINFO) ||
+      now.sa_sigaction != OnSignal) {
+    *reason = "nativeStack: signal in use (another handler replaced the capture's)";
+    return 0;
+  }
+  return sig;
+}
+
 }  // namespace
+
+struct NativeStackStress {
+  NativeStackTarget target;
+  int count = 0;
+  int gap_us = 0;
+  int sent = 0;                    // the stress thread's until joined
+  std::vector<int64_t> handler_ns;  // the stress thread's until joined
+  std::atomic<bool> done{false};   // set by the stress thread as it ends
+  pthread_t thread{};
+};
+
+namespace {
+
+void* StressMain(void* arg) {
+  NativeStackStress* st = static_cast<NativeStackStress*>(arg);
+  std::string reason;
+  const int sig = UsableSignal(&reason);
+  Slot* copy = static_cast<Slot*>(malloc(sizeof(Slot)));
+  for (int i = 0; sig > 0 && copy != nullptr && i < st->count; i++) {
+    st->sent++;
+    if (Sample(st->target, sig, 20, copy)) st->handler_ns.push_back(copy->handler_ns);
+    timespec gap = {st->gap_us / 1000000, (st->gap_us % 1000000) * 1000L};
+    nanosleep(&gap, nullptr);
+  }
+  free(copy);
+  st->done.store(true);
+  return nullptr;
+}
+
+}  // namespace
+
+NativeStackStress* NativeStackStressStart(const NativeStackTarget& target, int count, int gap_us) {
+  NativeStackStress* st = new NativeStackStress();
+  st->target = target;
+  st->count = count;
+  st->gap_us = gap_us;
+  if (pthread_create(&st->thread, nullptr, StressMain, st) != 0) {
+    delete st;
+    return nullptr;
+  }
+  return st;
+}
+
+bool NativeStackStressDone(NativeStackStress* stress) { return stress->done.load(); }
+
+std::vector<int64_t> NativeStackStressJoin(NativeStackStress* stress, int* sent) {
+  pthread_join(stress->thread, nullptr);
+  *sent = stress->sent;
+  std::vector<int64_t> out;
+  out.swap(stress->handler_ns);
+  delete stress;
+  return out;
+}
 
 NativeStackTarget NativeStackPrepare(bool enabled) {
   NativeStackTarget target;
@@ -445,47 +548,12 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
     out.reason = target.unavailable;
     return out;
   }
-  const int sig = capture_signal.load();
-  // Someone may have installed a handler of their own since: never signal it.
-  struct sigaction now;
-  if (sig <= 0 || sigaction(sig, nullptr, &now) != 0 || !(now.sa_flags & SA_SIGINFO) ||
-      now.sa_sigaction != OnSignal) {
-    out.reason = "nativeStack: signal in use (another handler replaced the capture's)";
-    return out;
-  }
-
-  pthread_mutex_lock(&capture_mutex);
-  slot.stack_lo = target.stack_lo;
-  slot.stack_hi = target.stack_hi;
-  slot_state.store(target.tid, std::memory_order_release);  // arm for this tid
-  captures.fetch_add(1);
-  bool answered = false;
-  if (syscall(SYS_tgkill, getpid(), target.tid, sig) == 0) {
-    const int64_t deadline = Now(CLOCK_MONOTONIC) + wait_ms * 1000000;
-    for (;;) {
-      if (slot_state.load(std::memory_order_acquire) == -2) {
-        answered = true;
-        break;
-      }
-      if (Now(CLOCK_MONOTONIC) >= deadline) break;
-      timespec pause = {0, 100 * 1000};
-      nanosleep(&pause, nullptr);
-    }
-  }
-  if (!answered) {
-    // Disarm, unless the handler claimed the slot meanwhile: then it is
-    // writing (a bounded copy) and its answer is taken.
-    int armed = target.tid;
-    if (!slot_state.compare_exchange_strong(armed, 0)) {
-      while (slot_state.load(std::memory_order_acquire) != -2) sched_yield();
-      answered = true;
-    }
-  }
-  Slot copy;
-  if (answered) memcpy(&copy, &slot, sizeof copy);
-  slot_state.store(0, std::memory_order_release);
-  pthread_mutex_unlock(&capture_mutex);
-  if (!answered) {
+  const int sig = UsableSignal(&out.reason);
+  if (sig == 0) return out;
+  // Heap, not the heartbeat thread's small stack: 16 KB of words.
+  std::vector<Slot> holder(1);
+  Slot& copy = holder[0];
+  if (!Sample(target, sig, wait_ms, &copy)) {
     out.reason = "nativeStack: the thread did not answer the signal within " + std::to_string(wait_ms) + " ms";
     return out;
   }

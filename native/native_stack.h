@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pulse {
 
@@ -36,6 +37,15 @@ struct NativeStack {
 // On the heartbeat thread: signals the target, waits at most wait_ms for its
 // answer, and symbolizes what it copied. Captures are served one at a time.
 NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms);
+
+// Tests and bench: from a thread of its own, samples `target` `count` times,
+// `gap_us` apart (the capture without the symbolizing). Start returns null
+// if the thread cannot start; Done is non-blocking; Join waits and frees.
+struct NativeStackStress;
+NativeStackStress* NativeStackStressStart(const NativeStackTarget& target, int count, int gap_us);
+bool NativeStackStressDone(NativeStackStress* stress);
+// The stuck thread's time in each answered capture (ns); *sent: signals sent.
+std::vector<int64_t> NativeStackStressJoin(NativeStackStress* stress, int* sent);
 
 // Captures attempted (signals sent) by this process, for tests.
 uint64_t NativeStackCaptures();

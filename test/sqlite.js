@@ -1,0 +1,38 @@
+'use strict';
+// better-sqlite3 for the tests of a stall inside native code: installed once
+// into a cache folder outside the repository (it compiles SQLite from source,
+// about 90 s), so the package's own install stays fast and needs no compiler.
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const DIR = process.env.PULSE_TEST_SQLITE_DIR || '/var/cache/celery-pulse-test/better-sqlite3';
+const VERSION = '12';
+let cached = null;
+
+/** The path of better-sqlite3's main module, or { why } when it cannot be installed (never under CI). */
+function sqliteModule() {
+  if (cached) return cached;
+  const main = path.join(DIR, 'node_modules', 'better-sqlite3');
+  const loads = () => spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(main)}))(':memory:').close()`], { encoding: 'utf8', timeout: 30000 }).status === 0;
+  if (!loads()) {
+    fs.mkdirSync(DIR, { recursive: true });
+    if (!fs.existsSync(path.join(DIR, 'package.json'))) fs.writeFileSync(path.join(DIR, 'package.json'), '{"name":"pulse-test-sqlite","private":true}\n');
+    const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', `better-sqlite3@${VERSION}`], {
+      cwd: DIR,
+      encoding: 'utf8',
+      timeout: 15 * 60 * 1000,
+      env: { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir || '/usr' },
+    });
+    if (npm.status !== 0 || !loads()) {
+      const why = `better-sqlite3@${VERSION} could not be installed in ${DIR}: ${(npm.stderr || npm.error?.message || '').trim().split('\n').slice(-3).join(' ')}`;
+      if (process.env.CI === 'true') throw new Error(why);
+      cached = { why };
+      return cached;
+    }
+  }
+  cached = main;
+  return cached;
+}
+
+module.exports = { sqliteModule };
