@@ -57,7 +57,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
           static_cast<uintptr_t>(info[9].As<Napi::BigInt>().Uint64Value(&lossless)));
       void* ctx = reinterpret_cast<void*>(
           static_cast<uintptr_t>(info[10].As<Napi::BigInt>().Uint64Value(&lossless)));
-      if (api != nullptr && api->version == PULSE_STACK_API_VERSION) {
+      // Version 1 lacks take_late (the stack after the fact): still used.
+      if (api != nullptr && api->version >= 1 && api->version <= PULSE_STACK_API_VERSION) {
         config.stack_api = api;
         config.stack_ctx = ctx;
       } else if (api != nullptr) {

@@ -514,7 +514,7 @@ void Heartbeat::EndStall() {
   const int64_t duration = answered - stall_start_mono_ns_;
   std::string last = "{\"since\":\"" + Iso(stalled_since_wall_ns_) +
                      "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) +
-                     ",\"stack\":" + diag_stack_top_json_ + ",\"thread\":" + diag_thread_json_ +
+                     ",\"stack\":" + StackAfterTheFact() + ",\"thread\":" + diag_thread_json_ +
                      ",\"active\":" + diag_active_json_ + diag_native_last_ + "}";
   std::string none;
   pthread_mutex_lock(&diag_mutex_);

@@ -107,6 +107,10 @@ class Heartbeat {
   // Outside JavaScript (native/outside_js.cc): nativeStack and waitingFor
   // into diag_native_fields_, diag_native_last_ and diag_native_lines_.
   void DiagnoseOutsideJs(const ThreadView& view);
+  // lastStall's stack: the top frames the stall's records carried, or, when
+  // they had none because the thread was outside JavaScript, the ones the
+  // pending request read as it came back ("[...],"stackTakenAt":"end"").
+  std::string StackAfterTheFact();
   void ReleaseStack();
   void Log(const std::string& text) const;
 

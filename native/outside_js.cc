@@ -2,6 +2,9 @@
 // stack (native_stack.cc) when V8 could not give a JavaScript one, and what a
 // thread asleep in a system call waits for (waiting_for.cc).
 #include "heartbeat.h"
+
+#include <vector>
+
 #include "json.h"
 #include "waiting_for.h"
 
@@ -10,8 +13,8 @@ namespace {
 
 // The heartbeat thread's wait for the stuck thread's signal handler.
 constexpr int64_t kNativeWaitMs = 20;
-// Native frames shown in the log block.
-constexpr size_t kLogNativeFrames = 10;
+// Frames of the late stack kept in lastStall.
+constexpr int32_t kLateFrames = 5;
 
 }  // namespace
 
@@ -38,6 +41,25 @@ void Heartbeat::DiagnoseOutsideJs(const ThreadView& view) {
   if (!waiting_line.empty()) diag_native_lines_ += "    waiting for " + waiting_line + "\n";
   diag_native_fields_ = ",\"nativeStack\":" + native_json + ",\"waitingFor\":" + waiting + diag_native_fields_;
   diag_native_last_ = ",\"nativeStack\":" + native_top + ",\"waitingFor\":" + waiting;
+}
+
+std::string Heartbeat::StackAfterTheFact() {
+  if (!diag_outside_js_ || config_.stack_api == nullptr || config_.stack_api->version < 2) return diag_stack_top_json_;
+  std::vector<pulse_stack_frame> frames(kLateFrames);
+  int32_t count = 0;
+  int64_t ran_ns = 0;
+  if (config_.stack_api->take_late(config_.stack_ctx, frames.data(), kLateFrames, &count, &ran_ns) != PULSE_STACK_OK ||
+      ran_ns < stall_start_mono_ns_ || count == 0) {
+    return diag_stack_top_json_;  // none, or one left from an earlier stall
+  }
+  std::string json = "[";
+  for (int32_t i = 0; i < count; i++) {
+    const pulse_stack_frame& f = frames[i];
+    if (i > 0) json += ",";
+    json += "{\"function\":\"" + JsonEscape(f.function[0] ? f.function : "<anonymous>") + "\",\"file\":\"" +
+            JsonEscape(f.file) + "\",\"line\":" + std::to_string(f.line) + ",\"column\":" + std::to_string(f.column) + "}";
+  }
+  return json + "],\"stackTakenAt\":\"end\"";
 }
 
 }  // namespace pulse

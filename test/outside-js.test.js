@@ -212,6 +212,36 @@ test('better-sqlite3: a long recursive query names better_sqlite3.node and a SQL
   await c.exited;
 });
 
+const { loadStack } = require('../dist/native/stack');
+const stackPiece = loadStack();
+const lateSkip = !NATIVE ? 'the JavaScript stack needs the native strategy'
+  : 'unavailable' in stackPiece ? `no stack support here: ${stackPiece.unavailable}`
+  : stackPiece.apiVersion < 2 ? `the stack binary here (API ${stackPiece.apiVersion}) predates the stack after the fact`
+  : false;
+
+test('after a stall in native code, lastStall.stack names the JavaScript that made the call, taken at the end', { skip: lateSkip }, async (t) => {
+  const file = path.join(tmpDir(t), 'health');
+  const c = child(t, file, `console.log('blocking');
+  deriveKey();
+  finish();`, { prelude: `function deriveKey() {
+  return crypto.pbkdf2Sync('secret', 'salt', 3000000, 32, 'sha512');
+}` });
+  await c.waitForLine(/^blocking$/);
+  const r = await stallRecord(file);
+  assert.equal(r.stack, null);
+  const last = JSON.parse((await c.waitForLine(/^lastStall /, 60000 * SLOW)).slice('lastStall '.length));
+  assert.equal(last.stackTakenAt, 'end', JSON.stringify(last));
+  assert.ok(last.stack.length >= 1 && last.stack.length <= 5, JSON.stringify(last.stack));
+  const frame = last.stack.find((f) => f.function === 'deriveKey');
+  assert.ok(frame, JSON.stringify(last.stack));
+  assert.match(frame.file, /child-.*\.js$/);
+  // The prelude's second line of the script holds the call.
+  assert.ok(frame.line > 1 && frame.column > 0, JSON.stringify(frame));
+  await c.exited;
+  const status = cli(['status', '--file', file]);
+  assert.match(status.stdout, /^last stall +since .*; at .* \(taken as the stall ended\)$/m, status.stdout);
+});
+
 test('100 captures in a row during pbkdf2Sync, brotli, execSync (and better-sqlite3): every result as without them', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
   const mod = sqliteModule();
   const dir = tmpDir(t);
