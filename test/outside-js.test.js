@@ -116,7 +116,7 @@ test('a FIFO read with a silent writer: waitingFor names the FIFO; the read stil
   const dir = tmpDir(t);
   const file = path.join(dir, 'health');
   const fifo = path.join(dir, 'jobs.fifo');
-  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  assert.equal(spawnSync('mkfifo', [fifo], { env: { PATH: process.env.PATH } }).status, 0);
   // A writer that holds the FIFO open and says nothing (O_RDWR never blocks on Linux).
   const writer = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   t.after(() => { try { fs.closeSync(writer); } catch {} });

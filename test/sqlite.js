@@ -10,11 +10,18 @@ const DIR = process.env.PULSE_TEST_SQLITE_DIR || '/var/cache/celery-pulse-test/b
 const VERSION = '12';
 let cached = null;
 
+/** This environment without a preloaded sanitizer runtime: npm and the load check need none. */
+function plainEnv() {
+  const env = { ...process.env };
+  for (const key of ['LD_PRELOAD', 'ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS', 'TSAN_OPTIONS']) delete env[key];
+  return env;
+}
+
 /** The path of better-sqlite3's main module, or { why } when it cannot be installed (never under CI). */
 function sqliteModule() {
   if (cached) return cached;
   const main = path.join(DIR, 'node_modules', 'better-sqlite3');
-  const loads = () => spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(main)}))(':memory:').close()`], { encoding: 'utf8', timeout: 30000 }).status === 0;
+  const loads = () => spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(main)}))(':memory:').close()`], { encoding: 'utf8', timeout: 30000, env: plainEnv() }).status === 0;
   if (!loads()) {
     fs.mkdirSync(DIR, { recursive: true });
     if (!fs.existsSync(path.join(DIR, 'package.json'))) fs.writeFileSync(path.join(DIR, 'package.json'), '{"name":"pulse-test-sqlite","private":true}\n');
@@ -22,7 +29,7 @@ function sqliteModule() {
       cwd: DIR,
       encoding: 'utf8',
       timeout: 15 * 60 * 1000,
-      env: { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir || '/usr' },
+      env: { ...plainEnv(), npm_config_nodedir: process.env.npm_config_nodedir || '/usr' },
     });
     if (npm.status !== 0 || !loads()) {
       const why = `better-sqlite3@${VERSION} could not be installed in ${DIR}: ${(npm.stderr || npm.error?.message || '').trim().split('\n').slice(-3).join(' ')}`;
