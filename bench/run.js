@@ -23,6 +23,7 @@ const { syscalls } = require('./measures/syscalls');
 const { loop } = require('./measures/loop');
 const { cli } = require('./measures/cli');
 const { diagnosis } = require('./measures/diagnosis');
+const { nativeStack } = require('./measures/native-stack');
 
 const MEASURES = [
   ['1', punctuality],
@@ -33,6 +34,7 @@ const MEASURES = [
   ['6', cli],
   ['7', scale],
   ['8', diagnosis],
+  ['9', nativeStack],
 ];
 
 function parseArgs(argv) {
