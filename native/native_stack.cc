@@ -14,6 +14,9 @@
 // /proc/self/maps and the module's ELF symbol tables. dladdr is not used: it
 // takes the loader lock, and a thread stuck inside dlopen (a hanging addon
 // constructor) holds that lock: the heartbeat would hang with it.
+// First, so the glibc symbol pins apply to the pthread calls below.
+#include "glibc_floor.h"
+
 #include "native_stack.h"
 
 #include <cxxabi.h>
@@ -36,6 +39,7 @@
 #include <vector>
 
 #include "json.h"
+#include "waiting_for.h"  // StatFile
 
 namespace pulse {
 namespace {
@@ -229,16 +233,16 @@ bool Open(const std::string& path, Elf* elf) {
   elf->path = path;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(sizeof(Elf64_Ehdr))) {
+  FileInfo st;
+  if (!StatFile(nullptr, fd, &st) || !S_ISREG(st.mode) || st.size < sizeof(Elf64_Ehdr)) {
     close(fd);
     return false;
   }
-  void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  void* p = mmap(nullptr, static_cast<size_t>(st.size), PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return false;
   elf->data = static_cast<const unsigned char*>(p);
-  elf->size = static_cast<size_t>(st.st_size);
+  elf->size = static_cast<size_t>(st.size);
   return true;
 }
 

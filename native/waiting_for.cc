@@ -15,6 +15,30 @@
 #include "json.h"
 
 namespace pulse {
+
+bool StatFile(const char* path, int fd, FileInfo* out) {
+#if defined(__GLIBC__)
+  struct statx st;
+  const int flags = path == nullptr ? AT_EMPTY_PATH : 0;
+  if (statx(path == nullptr ? fd : AT_FDCWD, path == nullptr ? "" : path, flags,
+            STATX_TYPE | STATX_SIZE, &st) != 0) {
+    return false;
+  }
+  out->mode = st.stx_mode;
+  out->dev_major = st.stx_dev_major;
+  out->dev_minor = st.stx_dev_minor;
+  out->size = st.stx_size;
+#else
+  struct stat st;
+  if ((path == nullptr ? fstat(fd, &st) : fstatat(AT_FDCWD, path, &st, 0)) != 0) return false;
+  out->mode = st.st_mode;
+  out->dev_major = major(st.st_dev);
+  out->dev_minor = minor(st.st_dev);
+  out->size = static_cast<uint64_t>(st.st_size);
+#endif
+  return true;
+}
+
 namespace {
 
 // Processes looked at when searching this process's descendants: a bound on
@@ -271,11 +295,11 @@ std::string SocketJson(unsigned long long ino, std::string* line) {
   return std::string();
 }
 
-// The file system type of device `dev`, from /proc/self/mountinfo.
-std::string FsType(dev_t dev) {
+// The file system type of device major:minor, from /proc/self/mountinfo.
+std::string FsType(unsigned dev_major, unsigned dev_minor) {
   const std::string info = ReadFile("/proc/self/mountinfo", 1 << 22);
   char want[32];
-  snprintf(want, sizeof want, "%u:%u", major(dev), minor(dev));
+  snprintf(want, sizeof want, "%u:%u", dev_major, dev_minor);
   size_t pos = 0;
   while (pos < info.size()) {
     size_t end = info.find('\n', pos);
@@ -335,14 +359,14 @@ Rank Resolve(int fd, std::vector<Proc>* procs, bool* scanned, std::string* json,
     return kSocket;
   }
   if (target[0] != '/') return kNothing;  // anon_inode:..., a deleted object
-  struct stat st;
-  if (stat(link.c_str(), &st) != 0) return kNothing;
-  if (S_ISFIFO(st.st_mode)) {
+  FileInfo st;
+  if (!StatFile(link.c_str(), -1, &st)) return kNothing;
+  if (S_ISFIFO(st.mode)) {
     *line = "FIFO " + target;
     *json = "{\"kind\":\"fifo\",\"path\":\"" + JsonEscape(target) + "\"}";
     return kPipe;
   }
-  const std::string fs = FsType(st.st_dev);
+  const std::string fs = FsType(st.dev_major, st.dev_minor);
   *line = "file " + target + (fs.empty() ? std::string() : " (" + fs + ")");
   *json = "{\"kind\":\"file\",\"path\":\"" + JsonEscape(target) + "\",\"fsType\":" + JsonStringOrNull(fs) + "}";
   return kFile;

@@ -7,9 +7,21 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 namespace pulse {
+
+// stat() of `path` (following links), or of descriptor `fd` when path is
+// null: type, device and size. On glibc through statx (2.28: stat's symbol
+// is 2.33, above the glibc floor); on musl through fstatat.
+struct FileInfo {
+  unsigned mode = 0;
+  unsigned dev_major = 0;
+  unsigned dev_minor = 0;
+  uint64_t size = 0;
+};
+bool StatFile(const char* path, int fd, FileInfo* out);
 
 // {"kind":"child","pid":42,"command":"sleep 15","state":"sleeping","runningMs":1200}
 // or {"kind":"socket",...}, {"kind":"pipe",...}, {"kind":"fifo","path":...},
