@@ -131,7 +131,9 @@ test('a FIFO read with a silent writer: waitingFor names the FIFO; the read stil
   assert.deepEqual(r.waitingFor, { kind: 'fifo', path: fifo });
   assert.equal(r.thread.syscall, 'read');
   await checkNames(file, new RegExp(`waiting for FIFO ${fifo.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
-  if (NATIVE) assert.match(r.nativeStack[0].symbol ?? '', /read/, JSON.stringify(r.nativeStack));
+  // nativeStack when V8 gave no stack (it may answer if the record caught the
+  // thread on its way into the read).
+  if (NATIVE && r.stack === null) assert.match(r.nativeStack?.[0]?.symbol ?? '', /read/, JSON.stringify(r));
   fs.writeSync(writer, 'ping');
   assert.equal(await c.waitForLine(/^read /, 10000 * SLOW), 'read ping');
   await c.exited;
@@ -139,14 +141,16 @@ test('a FIFO read with a silent writer: waitingFor names the FIFO; the read stil
 
 test('pbkdf2Sync: nativeStack names a PBKDF2 or SHA function in node; the key is right', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
   const file = path.join(tmpDir(t), 'health');
-  const iterations = 6000000;
+  const iterations = 5000000;
   const c = child(t, file, `console.log('blocking');
   const key = crypto.pbkdf2Sync('secret', 'salt', ${iterations}, 32, 'sha512').toString('hex');
   console.log('key ' + key);
-  finish();`);
-  // The same key from the thread pool, meanwhile: a run with no pulse.
-  const expected = new Promise((resolve, reject) =>
-    require('node:crypto').pbkdf2('secret', 'salt', iterations, 32, 'sha512', (e, k) => (e ? reject(e) : resolve(k.toString('hex')))));
+  setTimeout(() => {
+    console.log('lastStall ' + JSON.stringify(p.status().lastStall));
+    p.stop();
+    // The same key with no pulse.
+    console.log('unpulsed ' + crypto.pbkdf2Sync('secret', 'salt', ${iterations}, 32, 'sha512').toString('hex'));
+  }, 400);`);
   await c.waitForLine(/^blocking$/);
   const r = await stallRecord(file, (rec) => rec.nativeStack);
   assert.equal(r.stack, null);
@@ -159,11 +163,10 @@ test('pbkdf2Sync: nativeStack names a PBKDF2 or SHA function in node; the key is
   assert.ok(c.output().stderr.includes(`\n    ${shown}\n`), c.output().stderr);
   await checkNames(file, new RegExp(shown.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
   const key = (await c.waitForLine(/^key /, 60000 * SLOW)).slice(4);
-  assert.equal(key, await expected);
+  assert.equal((await c.waitForLine(/^unpulsed /, 60000 * SLOW)).slice(9), key);
+  await c.exited;
   const last = JSON.parse((await c.waitForLine(/^lastStall /)).slice('lastStall '.length));
   assert.ok(last.nativeStack.length >= 1 && last.nativeStack.length <= 5, JSON.stringify(last));
-  assert.ok(Number((await c.waitForLine(/^captures /)).split(' ')[1]) >= 1);
-  await c.exited;
 });
 
 test('brotliCompressSync: nativeStack names a Brotli function; the bytes round-trip', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
