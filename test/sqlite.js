@@ -6,7 +6,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const DIR = process.env.PULSE_TEST_SQLITE_DIR || '/var/cache/celery-pulse-test/better-sqlite3';
+// One folder per Node ABI and CPU: the addon is built for the Node that installs it.
+const DIR = path.join(process.env.PULSE_TEST_SQLITE_DIR || '/var/cache/celery-pulse-test/better-sqlite3', `abi${process.versions.modules}-${process.arch}`);
 const VERSION = '12';
 let cached = null;
 
@@ -20,6 +21,11 @@ function plainEnv() {
 /** The path of better-sqlite3's main module, or { why } when it cannot be installed (never under CI). */
 function sqliteModule() {
   if (cached) return cached;
+  if (process.env.PULSE_MATRIX_LAUNCHER) {
+    // Compiling SQLite under qemu-user takes most of an hour.
+    cached = { why: 'better-sqlite3 is not compiled under emulation (the native rows run it)' };
+    return cached;
+  }
   const main = path.join(DIR, 'node_modules', 'better-sqlite3');
   const loads = () => spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(main)}))(':memory:').close()`], { encoding: 'utf8', timeout: 30000, env: plainEnv() }).status === 0;
   if (!loads()) {
