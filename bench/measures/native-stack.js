@@ -45,7 +45,7 @@ function watchStalls(child, file) {
 async function nativeStack(ctx) {
   if (!ctx.contenders(['native']).includes('native')) return { rows: [], data: {} };
   const rounds = ctx.quick ? 4 : 12;
-  ctx.log(`9. outside JavaScript: ${rounds} stalls of ~700 ms in pbkdf2Sync; the capture's time on the stuck thread`);
+  ctx.log(`9. outside JavaScript: ${rounds} stalls of ~1 s in pbkdf2Sync; the capture's time on the stuck thread`);
   const dir = tempDir('native-stack');
   const file = path.join(dir, 'health');
   const child = spawn(process.execPath, [CHILD, PKG, 'record', file, String(rounds)], { stdio: 'ignore' });
