@@ -116,7 +116,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
   });
 });
 
-test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged', () => {
+test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged, native stacks taken', () => {
   const { resolveOptions } = require('../dist/contract/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
@@ -127,6 +127,7 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     healthCheck: undefined,
     healthCheckTimeout: 5,
     logStalls: true,
+    nativeStack: true,
   });
 });
 
