@@ -348,27 +348,27 @@ struct Symbolizer {
     if (!symbol->empty()) *start = addr - into;
     return true;
   }
-  // True when the stub at `stub` (a PLT entry) jumps through a GOT slot that
-  // holds `dest`. The stub and the slot are this process's own mapped memory.
-  bool StubLeadsTo(uintptr_t stub, uintptr_t dest) const {
+  // Where the stub at `stub` (a PLT entry) jumps: the value of the GOT slot
+  // it jumps through, 0 when it is no stub known here. The stub and the slot
+  // are this process's own mapped memory.
+  uintptr_t StubTarget(uintptr_t stub) const {
     const Mapping* m = Find(maps, stub);
-    if (m == nullptr || !m->exec || stub + 16 > m->end) return false;
+    if (m == nullptr || !m->exec || stub + 16 > m->end) return 0;
 #if defined(__x86_64__)
     const unsigned char* p = reinterpret_cast<const unsigned char*>(stub);
     if (p[0] == 0xF3 && p[1] == 0x0F && p[2] == 0x1E && p[3] == 0xFA) p += 4;  // endbr64
     if (p[0] == 0xF2) p++;                                                    // bnd
-    if (p[0] != 0xFF || p[1] != 0x25) return false;                           // jmp *disp32(%rip)
+    if (p[0] != 0xFF || p[1] != 0x25) return 0;                               // jmp *disp32(%rip)
     int32_t disp;
     memcpy(&disp, p + 2, 4);
     const uintptr_t slot_addr = reinterpret_cast<uintptr_t>(p + 6) + static_cast<intptr_t>(disp);
     const Mapping* got = Find(maps, slot_addr);
-    if (got == nullptr || slot_addr + sizeof(uintptr_t) > got->end) return false;
+    if (got == nullptr || slot_addr + sizeof(uintptr_t) > got->end) return 0;
     uintptr_t value;
     memcpy(&value, reinterpret_cast<const void*>(slot_addr), sizeof value);
-    return value == dest;
+    return value;
 #else
-    (void)dest;
-    return true;  // arm64 stubs are not decoded: a call through one is taken as is
+    return 0;  // arm64 stubs are not decoded
 #endif
   }
   // True when `addr` lies in executable code of a file and the bytes before
@@ -585,6 +585,30 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
     return true;
   };
   add(copy.pc, true);
+  // Follows frame records (fp, return address) through the copied words,
+  // starting at words[at] = a saved frame pointer; true if it added a frame.
+  const uintptr_t base = copy.sp & ~(sizeof(uintptr_t) - 1);
+  auto word_at = [&](uintptr_t addr, uintptr_t* value) {
+    if (addr < base || addr % sizeof(uintptr_t) != 0) return false;
+    const uintptr_t index = (addr - base) / sizeof(uintptr_t);
+    if (index >= static_cast<uintptr_t>(copy.window)) return false;
+    *value = copy.words[index];
+    return true;
+  };
+  auto Chain = [&](const Slot& c, int at) {
+    (void)c;
+    bool added = false;
+    uintptr_t low = base + static_cast<uintptr_t>(at) * sizeof(uintptr_t);
+    uintptr_t fp = copy.words[at];
+    uintptr_t ra = 0, next = 0;
+    while (frames.size() < static_cast<size_t>(kMaxFrames) && fp > low && word_at(fp + sizeof(uintptr_t), &ra) &&
+           word_at(fp, &next) && sym.LooksLikeReturn(ra) && add(ra, false)) {
+      added = true;
+      low = fp;
+      fp = next;
+    }
+    return added;
+  };
   int trusted = 0;
   for (int i = 0; i < copy.chain && trusted == i; i++) {
     if (!sym.LooksLikeReturn(copy.chain_ra[i])) break;
@@ -595,19 +619,29 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
   } else {
     for (int i = 0; i < copy.window && frames.size() < static_cast<size_t>(kMaxFrames); i++) {
       uintptr_t target = 0;
-      if (!sym.LooksLikeReturn(copy.words[i], &target) || target == 0 || frames.back().start == 0) continue;
+      if (!sym.LooksLikeReturn(copy.words[i], &target) || target == 0) continue;
       // Only a direct call that can be checked: to the start of the inner
-      // frame's function, or to a stub (the PLT) of this module while the
-      // inner frame is in another one. An indirect call cannot be told from
-      // a stale word: the search goes on past it.
+      // frame's function, or to a stub (the PLT) that jumps there. Where the
+      // inner frame's symbol is unknown, into its module. An indirect call
+      // cannot be told from a stale word: the search goes on past it.
+      const Frame& inner = frames.back();
       std::string ts, tm, module;
       uintptr_t tstart = 0, ignored = 0;
       if (!sym.Name(target, &ts, &tm, &tstart) || !sym.Name(copy.words[i] - 1, &ts, &module, &ignored)) continue;
-      const bool to_inner = target == frames.back().start;
-      const bool via_stub = tstart != target && tm == module && module != frames.back().module &&
-                            sym.StubLeadsTo(target, frames.back().start);
-      if (!to_inner && !via_stub) continue;
+      const uintptr_t through = tstart != target && tm == module ? sym.StubTarget(target) : 0;
+      std::string vs, vm;
+      uintptr_t vstart = 0;
+      const bool via_known = through != 0 && sym.Name(through, &vs, &vm, &vstart);
+      bool ok = target == inner.start || (via_known && through == inner.start);
+      if (inner.start == 0) ok = (tstart == target && tm == inner.module) || (via_known && vm == inner.module);
+#if defined(__aarch64__)
+      ok = ok || (tstart != target && tm == module && module != inner.module);  // stubs not decoded
+#endif
+      if (!ok) continue;
       add(copy.words[i], false);
+      // A callee that keeps frame pointers saved its caller's just below this
+      // return address: from there, the frame-pointer chain, inside the copy.
+      if (i >= 1 && Chain(copy, i - 1)) break;
     }
   }
   std::string json = "[";
