@@ -65,6 +65,7 @@ Slot slot;
 // -1: the handler of that tid claimed it and is writing; -2: written. Only
 // the capturer arms it and resets it; only the armed tid's handler claims it.
 std::atomic<int> slot_state{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free atomic");
 // Serializes captures (several pulses, workers) on the heartbeat threads;
 // never taken on the stuck thread.
 pthread_mutex_t capture_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -139,7 +140,9 @@ __attribute__((no_sanitize_address)) void OnSignal(int, siginfo_t*, void* contex
     }
     // The raw words above sp, for the symbolizer to look for return
     // addresses where frame pointers are not kept: a bounded copy, in bounds.
-    const uintptr_t* words = reinterpret_cast<const uintptr_t*>(sp & ~(sizeof(uintptr_t) - 1));
+    // Volatile reads: the compiler may not turn the loop into a memcpy call,
+    // which a sanitizer would intercept and check against other frames.
+    const volatile uintptr_t* words = reinterpret_cast<const volatile uintptr_t*>(sp & ~(sizeof(uintptr_t) - 1));
     uintptr_t count = (hi - reinterpret_cast<uintptr_t>(words)) / sizeof(uintptr_t);
     if (count > kWindowWords) count = kWindowWords;
     for (uintptr_t i = 0; i < count; i++) slot.words[i] = words[i];
@@ -595,8 +598,7 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
     *value = copy.words[index];
     return true;
   };
-  auto Chain = [&](const Slot& c, int at) {
-    (void)c;
+  auto Chain = [&](int at) {
     bool added = false;
     uintptr_t low = base + static_cast<uintptr_t>(at) * sizeof(uintptr_t);
     uintptr_t fp = copy.words[at];
@@ -641,7 +643,7 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
       add(copy.words[i], false);
       // A callee that keeps frame pointers saved its caller's just below this
       // return address: from there, the frame-pointer chain, inside the copy.
-      if (i >= 1 && Chain(copy, i - 1)) break;
+      if (i >= 1 && Chain(i - 1)) break;
     }
   }
   std::string json = "[";
