@@ -11,7 +11,7 @@
         "PULSE_SOURCE_DIGEST=<!(node scripts/digest.js)"
       ],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-fstack-protector-strong", "-Wall", "-Wextra"],
-      "ldflags": ["-Wl,--exclude-libs,ALL"]
+      "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,-z,nodelete"]
     }
   ]
 }

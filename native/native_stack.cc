@@ -155,7 +155,11 @@ __attribute__((no_sanitize_address)) void OnSignal(int, siginfo_t*, void* contex
 }
 
 // Chooses a real-time signal nobody handles and installs OnSignal for it.
-// A signal with a handler already there is never taken over.
+// A signal with a handler already there is never taken over. The handler
+// stays for the life of the process, so the addon is linked -z nodelete
+// (binding.gyp): Node unloads a worker's addons when it ends, and a handler
+// left pointing into unmapped code would crash on the next such signal.
+// (musl never unloads a library.)
 int InstallSignal() {
   pthread_mutex_lock(&install_mutex);
   int sig = capture_signal.load();
