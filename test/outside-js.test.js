@@ -339,3 +339,37 @@ test('nativeStack must be a boolean; CELERY_PULSE_NATIVE_STACK "1" or "0"', () =
     else process.env.CELERY_PULSE_NATIVE_STACK = before;
   }
 });
+
+test('a pulse in a worker thread: nativeStack reads that thread; after the worker ends, the next worker\'s pulse still captures', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
+  const dir = tmpDir(t);
+  const script = path.join(dir, 'workers.js');
+  fs.writeFileSync(script, `'use strict';
+const { Worker } = require('node:worker_threads');
+const path = require('node:path');
+function run(n) {
+  const file = path.join(${JSON.stringify(dir)}, 'health-' + n);
+  const w = new Worker(\`
+    const pulse = require(\${JSON.stringify(${JSON.stringify(PKG)})});
+    const crypto = require('node:crypto');
+    const p = pulse.start({ file: \${JSON.stringify(file)}, interval: 0.1, maxStall: 0.5, strategy: 'native', logStalls: false });
+    setTimeout(() => {
+      crypto.pbkdf2Sync('secret', 'salt', 4000000, 32, 'sha512');
+      setTimeout(() => { require('node:worker_threads').parentPort.postMessage(p.status().lastStall); p.stop(); }, 400);
+    }, 300);\`, { eval: true });
+  return new Promise((resolve, reject) => { let last; w.on('message', (m) => { last = m; }); w.on('error', reject); w.on('exit', () => resolve(last)); });
+}
+(async () => {
+  for (const n of [1, 2]) console.log('lastStall ' + JSON.stringify(await run(n)));
+})();
+`);
+  const c = runScript(t, script);
+  const result = await c.exited;
+  const { stdout, stderr } = c.output();
+  assert.deepEqual(result, { code: 0, signal: null }, stderr);
+  const lasts = stdout.trim().split('\n').map((l) => JSON.parse(l.slice('lastStall '.length)));
+  assert.equal(lasts.length, 2, stdout);
+  for (const last of lasts) {
+    assert.ok(Array.isArray(last.nativeStack) && last.nativeStack.length > 0, JSON.stringify(last));
+    assert.ok(last.nativeStack.some((f) => /pbkdf2|sha|crypto|evp|hmac/i.test(f.symbol ?? '')) || inRuntime(last.nativeStack), JSON.stringify(last.nativeStack));
+  }
+});
