@@ -29,6 +29,19 @@ function sqliteModule() {
   const main = path.join(DIR, 'node_modules', 'better-sqlite3');
   const loads = () => spawnSync(process.execPath, ['-e', `new (require(${JSON.stringify(main)}))(':memory:').close()`], { encoding: 'utf8', timeout: 30000, env: plainEnv() }).status === 0;
   if (!loads()) {
+    // node-gyp builds against the headers in npm_config_nodedir: those of
+    // another Node (a matrix row's) would give a binary this one cannot load.
+    const nodedir = process.env.npm_config_nodedir || '/usr';
+    let headers = '';
+    try {
+      headers = /#define NODE_MAJOR_VERSION (\d+)/.exec(fs.readFileSync(path.join(nodedir, 'include', 'node', 'node_version.h'), 'utf8'))?.[1] ?? '';
+    } catch {
+      // no headers there: node-gyp would download them, which it may not here
+    }
+    if (headers !== process.versions.node.split('.')[0]) {
+      cached = { why: `no Node ${process.versions.node.split('.')[0]} headers in ${nodedir} to build better-sqlite3 against (found ${headers || 'none'})` };
+      return cached;
+    }
     fs.mkdirSync(DIR, { recursive: true });
     if (!fs.existsSync(path.join(DIR, 'package.json'))) fs.writeFileSync(path.join(DIR, 'package.json'), '{"name":"pulse-test-sqlite","private":true}\n');
     const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', `better-sqlite3@${VERSION}`], {
