@@ -17,7 +17,14 @@ const { sqliteModule } = require('./sqlite');
 const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
 const NATIVE = STRATEGY === 'native';
 // Emulated rows of the matrix (qemu) run everything several times slower.
-const SLOW = process.env.PULSE_MATRIX_LAUNCHER ? 4 : 1;
+// ThreadSanitizer defers a signal until the thread enters its runtime: a
+// capture may find no answer within its wait; then the record says so.
+const TSAN = /libtsan/.test(process.env.LD_PRELOAD ?? '');
+const SLOW = process.env.PULSE_MATRIX_LAUNCHER || TSAN ? 4 : 1;
+/** A record with native frames, or (under TSan) the reason it has none. */
+const nativeOrReason = (rec) => rec.nativeStack || (TSAN && /did not answer/.test(rec.nativeStackUnavailable ?? ''));
+/** Any native frame, as check and status name one: "in fn (module)". */
+const ANY_FRAME = /in .+ \([\w.+-]+\)/;
 // Under a preloaded sanitizer runtime, its allocator (which the native code
 // calls) is where a sample often lands: frames there count as the stuck code's.
 const SANITIZED = /lib[at]san/.test(process.env.LD_PRELOAD ?? '');
@@ -87,7 +94,7 @@ test('execSync of a child that never finishes: waitingFor names the child, its c
   try { out = cp.execSync('sleep 30', { env: SHELL_ENV }).toString(); } catch (e) { out = 'failed ' + (e.signal || e.status); }
   console.log('exec ' + out);
   finish();`);
-  await c.waitForLine(/^blocking$/);
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
   const r = await stallRecord(file, (rec) => rec.waitingFor);
   const w = r.waitingFor;
   assert.equal(w.kind, 'child', JSON.stringify(w));
@@ -130,14 +137,17 @@ test('a FIFO read with a silent writer: waitingFor names the FIFO; the read stil
   const n = fs.readSync(fd, buf, 0, 64, null);
   console.log('read ' + buf.subarray(0, n).toString());
   finish();`);
-  await c.waitForLine(/^blocking$/);
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
   const r = await stallRecord(file, (rec) => rec.waitingFor);
   assert.deepEqual(r.waitingFor, { kind: 'fifo', path: fifo });
   assert.equal(r.thread.syscall, 'read');
   await checkNames(file, new RegExp(`waiting for FIFO ${fifo.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
   // nativeStack when V8 gave no stack (it may answer if the record caught the
   // thread on its way into the read).
-  if (NATIVE && r.stack === null) assert.match(r.nativeStack?.[0]?.symbol ?? '', /read/, JSON.stringify(r));
+  if (NATIVE && r.stack === null) {
+    if (r.nativeStack !== null) assert.match(r.nativeStack[0].symbol ?? '', /read/, JSON.stringify(r));
+    else assert.ok(nativeOrReason(r), JSON.stringify(r));
+  }
   fs.writeSync(writer, 'ping');
   assert.equal(await c.waitForLine(/^read /, 10000 * SLOW), 'read ping');
   await c.exited;
@@ -155,22 +165,24 @@ test('pbkdf2Sync: nativeStack names a PBKDF2 or SHA function in node; the key is
     // The same key with no pulse.
     console.log('unpulsed ' + crypto.pbkdf2Sync('secret', 'salt', ${iterations}, 32, 'sha512').toString('hex'));
   }, 400);`);
-  await c.waitForLine(/^blocking$/);
-  const r = await stallRecord(file, (rec) => rec.nativeStack);
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
+  const r = await stallRecord(file, nativeOrReason);
   assert.equal(r.stack, null);
   assert.match(r.stackUnavailable, /outside JavaScript/);
-  assert.ok(r.nativeStack.length >= 1 && r.nativeStack.length <= 16, JSON.stringify(r.nativeStack));
-  assert.ok(r.nativeStack.some((f) => /pbkdf2|sha/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
-  const top = r.nativeStack[0];
-  assert.ok(top.module === 'node' || /libcrypto|libc\.so/.test(top.module) || inRuntime([top]), JSON.stringify(top));
-  const shown = `in ${top.symbol ?? '<unknown>'} (${top.module})`;
-  assert.ok(c.output().stderr.includes(`\n    ${shown}\n`), c.output().stderr);
-  await checkNames(file, new RegExp(shown.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
+  if (r.nativeStack !== null) {
+    assert.ok(r.nativeStack.length >= 1 && r.nativeStack.length <= 16, JSON.stringify(r.nativeStack));
+    assert.ok(r.nativeStack.some((f) => /pbkdf2|sha/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
+    const top = r.nativeStack[0];
+    assert.ok(top.module === 'node' || /libcrypto|libc\.so/.test(top.module) || inRuntime([top]), JSON.stringify(top));
+    assert.match(c.output().stderr, /^ {4}in .+ \([\w.+-]+\)$/m);
+    // A later diagnosis (every 5 s) may name another frame of the same call.
+    await checkNames(file, ANY_FRAME);
+  }
   const key = (await c.waitForLine(/^key /, 60000 * SLOW)).slice(4);
   assert.equal((await c.waitForLine(/^unpulsed /, 60000 * SLOW)).slice(9), key);
   await c.exited;
   const last = JSON.parse((await c.waitForLine(/^lastStall /)).slice('lastStall '.length));
-  assert.ok(last.nativeStack.length >= 1 && last.nativeStack.length <= 5, JSON.stringify(last));
+  if (!TSAN) assert.ok(last.nativeStack.length >= 1 && last.nativeStack.length <= 5, JSON.stringify(last));
 });
 
 test('brotliCompressSync: nativeStack names a Brotli function; the bytes round-trip', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
@@ -184,9 +196,11 @@ test('brotliCompressSync: nativeStack names a Brotli function; the bytes round-t
   p.stop();
   const again = zlib.brotliCompressSync(input, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } });
   console.log('unpulsed ' + crypto.createHash('sha256').update(again).digest('hex'));`);
-  await c.waitForLine(/^blocking$/);
-  const r = await stallRecord(file, (rec) => rec.nativeStack);
-  assert.ok(r.nativeStack.some((f) => /brotli/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
+  const r = await stallRecord(file, nativeOrReason);
+  if (r.nativeStack !== null) {
+    assert.ok(r.nativeStack.some((f) => /brotli/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
+  }
   const line = await c.waitForLine(/^roundtrip /, 120000 * SLOW);
   const [, same, digest] = line.split(' ');
   assert.equal(same, 'true');
@@ -206,12 +220,14 @@ test('better-sqlite3: a long recursive query names better_sqlite3.node and a SQL
   const row = db.prepare(${JSON.stringify(query)}).get();
   console.log('row ' + row.c + ' ' + row.s);
   finish();`, { prelude: `const db = new (require(${JSON.stringify(mod)}))(':memory:');` });
-  await c.waitForLine(/^blocking$/);
-  const r = await stallRecord(file, (rec) => rec.nativeStack);
-  assert.ok(r.nativeStack.some((f) => f.module === 'better_sqlite3.node'), JSON.stringify(r.nativeStack));
-  assert.ok(r.nativeStack.some((f) => f.module === 'better_sqlite3.node' && /^sqlite3/.test(f.symbol ?? '')), JSON.stringify(r.nativeStack));
-  const top = r.nativeStack[0];
-  await checkNames(file, new RegExp(`in ${(top.symbol ?? '<unknown>').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(${top.module.replace(/\./g, '\\.')}\\)`));
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
+  const r = await stallRecord(file, nativeOrReason);
+  if (r.nativeStack !== null) {
+    assert.ok(r.nativeStack.some((f) => f.module === 'better_sqlite3.node'), JSON.stringify(r.nativeStack));
+    assert.ok(r.nativeStack.some((f) => f.module === 'better_sqlite3.node' && /^sqlite3/.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
+    // A later diagnosis (every 5 s) may name another frame of the same query.
+    await checkNames(file, /in \S+ \((better_sqlite3\.node|lib[at]san\.so[\w.]*)\)/);
+  }
   // The same sum, counted here.
   let s = 0;
   for (let i = 1; i <= 30000000; i++) s += i % 7;
@@ -233,7 +249,7 @@ test('after a stall in native code, lastStall.stack names the JavaScript that ma
   finish();`, { prelude: `function deriveKey() {
   return crypto.pbkdf2Sync('secret', 'salt', 3000000, 32, 'sha512');
 }` });
-  await c.waitForLine(/^blocking$/);
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
   const r = await stallRecord(file);
   assert.equal(r.stack, null);
   const last = JSON.parse((await c.waitForLine(/^lastStall /, 60000 * SLOW)).slice('lastStall '.length));
@@ -282,7 +298,7 @@ for (const [name, run] of Object.entries(cases)) {
   for (const row of rows) {
     assert.equal(row.wrong, 0, JSON.stringify(row));
     assert.equal(row.sent, 100, JSON.stringify(row));
-    assert.ok(row.answered >= 95, JSON.stringify(row));
+    assert.ok(row.answered >= (TSAN ? 1 : 95), JSON.stringify(row));
     assert.ok(row.runs >= 1, JSON.stringify(row));
   }
 });
@@ -293,7 +309,7 @@ test('nativeStack: false (option or CELERY_PULSE_NATIVE_STACK=0): no capture is 
     const c = child(t, file, `console.log('blocking');
     crypto.pbkdf2Sync('secret', 'salt', 3000000, 32, 'sha512');
     finish();`, { options, env });
-    await c.waitForLine(/^blocking$/);
+    await c.waitForLine(/^blocking$/, 30000 * SLOW);
     const r = await stallRecord(file);
     const captures = Number((await c.waitForLine(/^captures /, 60000 * SLOW)).split(' ')[1]);
     await c.exited;
@@ -319,7 +335,7 @@ test('a real-time signal that has a handler already is never taken over: the rec
   process.exit(r.status ?? 1);
 }`,
   });
-  await c.waitForLine(/^blocking$/);
+  await c.waitForLine(/^blocking$/, 30000 * SLOW);
   const r = await stallRecord(file);
   assert.equal(r.nativeStack, null);
   assert.match(r.nativeStackUnavailable, /signal in use/);
@@ -369,6 +385,7 @@ function run(n) {
   const lasts = stdout.trim().split('\n').map((l) => JSON.parse(l.slice('lastStall '.length)));
   assert.equal(lasts.length, 2, stdout);
   for (const last of lasts) {
+    if (TSAN && last.nativeStack === null) continue; // no answer within the wait under TSan
     assert.ok(Array.isArray(last.nativeStack) && last.nativeStack.length > 0, JSON.stringify(last));
     assert.ok(last.nativeStack.some((f) => /pbkdf2|sha|crypto|evp|hmac/i.test(f.symbol ?? '')) || inRuntime(last.nativeStack), JSON.stringify(last.nativeStack));
   }
