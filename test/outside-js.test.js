@@ -199,7 +199,9 @@ test('brotliCompressSync: nativeStack names a Brotli function; the bytes round-t
   await c.waitForLine(/^blocking$/, 30000 * SLOW);
   const r = await stallRecord(file, nativeOrReason);
   if (r.nativeStack !== null) {
-    assert.ok(r.nativeStack.some((f) => /brotli/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
+    // Brotli's own functions, or a garbage collection V8 runs inside the
+    // call (its frames then fill the innermost 16).
+    assert.ok(r.nativeStack.some((f) => /brotli|^v8::internal::Heap::/i.test(f.symbol ?? '')) || inRuntime(r.nativeStack), JSON.stringify(r.nativeStack));
   }
   const line = await c.waitForLine(/^roundtrip /, 120000 * SLOW);
   const [, same, digest] = line.split(' ');
@@ -322,7 +324,9 @@ test('nativeStack: false (option or CELERY_PULSE_NATIVE_STACK=0): no capture is 
   }
 });
 
-test('a real-time signal that has a handler already is never taken over: the record says so', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
+test('a real-time signal that has a handler already is never taken over: the record says so', {
+  skip: !NATIVE ? 'nativeStack is the native strategy\'s' : TSAN && 'the re-exec through sh with an ignored signal does not start under TSan\'s runtime',
+}, async (t) => {
   const file = path.join(tmpDir(t), 'health');
   // The child runs with signal 50 (a real-time one under glibc and musl) set
   // to "ignore" before Node starts, and the capture may take only that one.
