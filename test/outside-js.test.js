@@ -25,10 +25,12 @@ const SLOW = process.env.PULSE_MATRIX_LAUNCHER || TSAN ? 4 : 1;
 const nativeOrReason = (rec) => rec.nativeStack || (TSAN && /did not answer/.test(rec.nativeStackUnavailable ?? ''));
 /** Any native frame, as check and status name one: "in fn (module)". */
 const ANY_FRAME = /in .+ \([\w.+-]+\)/;
-// Under a preloaded sanitizer runtime, its allocator (which the native code
-// calls) is where a sample often lands: frames there count as the stuck code's.
+// Under a preloaded sanitizer runtime, its interceptors (which the native
+// code calls, and which call into libc through pointers no unwinder can
+// check) are where a sample often lands: frames there, or in the libc code
+// they call, count as the stuck code's.
 const SANITIZED = /lib[at]san/.test(process.env.LD_PRELOAD ?? '');
-const inRuntime = (frames) => SANITIZED && frames.some((f) => /^lib[at]san\.so/.test(f.module));
+const inRuntime = (frames) => SANITIZED && frames.some((f) => /^(lib[at]san|libc)\.so/.test(f.module));
 // Shell children get only PATH, so a preloaded sanitizer runtime does not follow them.
 const SHELL_ENV = JSON.stringify({ PATH: process.env.PATH });
 
