@@ -24,6 +24,7 @@ const { loop } = require('./measures/loop');
 const { cli } = require('./measures/cli');
 const { diagnosis } = require('./measures/diagnosis');
 const { endpoint } = require('./measures/endpoint');
+const { nativeStack } = require('./measures/native-stack');
 
 const MEASURES = [
   ['1', punctuality],
@@ -35,6 +36,7 @@ const MEASURES = [
   ['7', scale],
   ['8', diagnosis],
   ['9', endpoint],
+  ['10', nativeStack],
 ];
 
 function parseArgs(argv) {

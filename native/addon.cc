@@ -39,7 +39,7 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
   // new PulseHandle(path, intervalSec, maxStallSec, staticFields, removeOnStop,
   //                 logStalls, syscallNames, fdFirstSyscalls, stackUnavailable,
   //                 stackApi?, stackCtx?, exitOnStallSec, notifySocket,
-  //                 watchdogUsec, ownFiles)
+  //                 watchdogUsec, ownFiles, nativeStack)
   // Arguments are validated by the TypeScript caller.
   explicit PulseHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<PulseHandle>(info) {
@@ -64,7 +64,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
           static_cast<uintptr_t>(info[9].As<Napi::BigInt>().Uint64Value(&lossless)));
       void* ctx = reinterpret_cast<void*>(
           static_cast<uintptr_t>(info[10].As<Napi::BigInt>().Uint64Value(&lossless)));
-      if (api != nullptr && api->version == PULSE_STACK_API_VERSION) {
+      // Version 1 lacks take_late (the stack after the fact): still used.
+      if (api != nullptr && api->version >= 1 && api->version <= PULSE_STACK_API_VERSION) {
         config.stack_api = api;
         config.stack_ctx = ctx;
       } else if (api != nullptr) {
@@ -82,6 +83,8 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
     }
     // The package's own files (its dist/ folder): frames there are marked.
     if (info.Length() > 14 && info[14].IsString()) config.own_files = info[14].As<Napi::String>().Utf8Value();
+    // Read here, on the pulse's JS thread: the thread nativeStack samples.
+    config.native_stack = pulse::NativeStackPrepare(info.Length() > 15 && info[15].ToBoolean().Value());
     // Made at start(), once endpoint() may have added the bound address to
     // the record's fields.
     pending_ = std::make_unique<pulse::Config>(std::move(config));
@@ -277,6 +280,41 @@ class PulseHandle : public Napi::ObjectWrap<PulseHandle> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("PulseHandle", PulseHandle::Define(env));
   exports.Set("sourceDigest", Napi::String::New(env, PULSE_STR(PULSE_SOURCE_DIGEST)));
+  // For tests and bench: samples the calling thread `count` times from a
+  // thread of their own while it runs a native call; one at a time.
+  exports.Set("_nativeStackStress", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                const int count = info[0].As<Napi::Number>().Int32Value();
+                const int gap_us = info[1].As<Napi::Number>().Int32Value();
+                pulse::NativeStackTarget target = pulse::NativeStackPrepare(true);
+                if (!target.unavailable.empty()) {
+                  Napi::Error::New(info.Env(), target.unavailable).ThrowAsJavaScriptException();
+                  return info.Env().Undefined();
+                }
+                pulse::NativeStackStress* stress = pulse::NativeStackStressStart(target, count, gap_us);
+                if (stress == nullptr) {
+                  Napi::Error::New(info.Env(), "cannot start the sampling thread").ThrowAsJavaScriptException();
+                  return info.Env().Undefined();
+                }
+                Napi::Object handle = Napi::Object::New(info.Env());
+                handle.Set("done", Napi::Function::New(info.Env(), [stress](const Napi::CallbackInfo& i) {
+                             return Napi::Boolean::New(i.Env(), pulse::NativeStackStressDone(stress));
+                           }));
+                handle.Set("join", Napi::Function::New(info.Env(), [stress](const Napi::CallbackInfo& i) {
+                             int sent = 0;
+                             std::vector<int64_t> ns = pulse::NativeStackStressJoin(stress, &sent);
+                             Napi::Object out = Napi::Object::New(i.Env());
+                             out.Set("sent", sent);
+                             Napi::Array times = Napi::Array::New(i.Env(), ns.size());
+                             for (size_t k = 0; k < ns.size(); k++) times.Set(k, static_cast<double>(ns[k]));
+                             out.Set("handlerNs", times);
+                             return out;
+                           }));
+                return static_cast<Napi::Value>(handle);
+              }));
+  // For tests: how many nativeStack captures this process attempted.
+  exports.Set("nativeStackCaptures", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return Napi::Number::New(info.Env(), static_cast<double>(pulse::NativeStackCaptures()));
+              }));
   return exports;
 }
 

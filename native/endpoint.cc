@@ -21,14 +21,20 @@ int64_t WallMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// The innermost frame of the ongoing stall's stack, from its diagnosis.
+// The innermost frame of the ongoing stall's stack that is not the package's
+// own, from its diagnosis; without one, where the thread is outside
+// JavaScript (a native frame, or what it waits for) as the function.
 StallFrame Frame(const std::string& stall_json) {
   StallFrame frame;
   JsonValue stall;
   if (stall_json.empty() || !ParseJson(stall_json, &stall)) return frame;
-  const JsonValue* stack = stall.Get("stack");
-  if (stack == nullptr || stack->type != JsonValue::Type::kArray || stack->items.empty()) return frame;
-  const JsonValue& top = stack->items[0];
+  const JsonValue* user = UserTopFrame(stall);
+  if (user == nullptr) {
+    frame.function = OutsideJsText(stall);
+    frame.present = !frame.function.empty();
+    return frame;
+  }
+  const JsonValue& top = *user;
   const JsonValue* fn = top.Get("function");
   const JsonValue* file = top.Get("file");
   const JsonValue* line = top.Get("line");

@@ -30,5 +30,7 @@ PULSE_PIN(pthread_join, PULSE_GLIBC_BASE);               // 2.34
 PULSE_PIN(pthread_attr_setstacksize, PULSE_GLIBC_BASE);  // 2.34
 PULSE_PIN(pthread_sigmask, PULSE_GLIBC_BASE);            // 2.32
 PULSE_PIN(pthread_condattr_setclock, PULSE_GLIBC_SETCLOCK);  // 2.34
+PULSE_PIN(pthread_getattr_np, PULSE_GLIBC_BASE);         // 2.32 (nativeStack)
+PULSE_PIN(pthread_attr_getstack, PULSE_GLIBC_BASE);      // 2.34 (nativeStack)
 #undef PULSE_PIN
 #endif

@@ -12,10 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <set>
 #include <vector>
 
 #include "json.h"
+#include "waiting_for.h"
 
 namespace pulse {
 namespace {
@@ -489,11 +491,16 @@ void Heartbeat::Log(const std::string& text) const {
   }
 }
 
+bool Heartbeat::IsOwnFile(const char* file) const {
+  return !config_.own_files.empty() && std::strncmp(file, config_.own_files.c_str(), config_.own_files.size()) == 0;
+}
+
 void Heartbeat::CaptureStack(int64_t wall) {
   diag_stack_json_ = "null";
   diag_stack_top_json_ = "null";
   diag_stack_lines_.clear();
   diag_stack_at_.clear();
+  diag_outside_js_ = true;
   if (config_.stack_api == nullptr) {
     diag_stack_reason_ = config_.stack_unavailable;
     return;
@@ -513,6 +520,7 @@ void Heartbeat::CaptureStack(int64_t wall) {
                          "cannot interrupt): no stack within " + std::to_string(wait_ms) + " ms";
     return;
   }
+  diag_outside_js_ = false;
   if (code != PULSE_STACK_OK) {
     diag_stack_reason_ = "the thread's environment is shutting down";
     return;
@@ -532,8 +540,7 @@ void Heartbeat::CaptureStack(int64_t wall) {
     const std::string name = f.function[0] ? f.function : "<anonymous>";
     const std::string where = std::string(f.file[0] ? f.file : "<unknown>") + ":" +
                               std::to_string(f.line) + ":" + std::to_string(f.column);
-    const bool own = !config_.own_files.empty() &&
-                     std::string(f.file).compare(0, config_.own_files.size(), config_.own_files) == 0;
+    const bool own = IsOwnFile(f.file);
     const std::string frame = "{\"function\":\"" + JsonEscape(name) + "\",\"file\":\"" + JsonEscape(f.file) +
                               "\",\"line\":" + std::to_string(f.line) + ",\"column\":" + std::to_string(f.column) +
                               (own ? ",\"internal\":true}" : "}");
@@ -565,10 +572,11 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
   std::string active_line;
   diag_active_json_ = ActiveJson(&active_line);
   CaptureStack(WallNs());
+  DiagnoseOutsideJs(view);
   diag_fields_ = "\"stack\":" + diag_stack_json_ + ",\"stackAt\":" + JsonStringOrNull(diag_stack_at_) +
                  (diag_stack_reason_.empty() ? std::string()
                                              : ",\"stackUnavailable\":\"" + JsonEscape(diag_stack_reason_) + "\"") +
-                 ",\"thread\":" + diag_thread_json_ + ",\"active\":" + diag_active_json_;
+                 ",\"thread\":" + diag_thread_json_ + ",\"active\":" + diag_active_json_ + diag_native_fields_;
   std::string stall = "{\"since\":\"" + Iso(stalled_since_wall_ns_) + "\"," + diag_fields_ + "}";
   pthread_mutex_lock(&diag_mutex_);
   stall_json_.swap(stall);
@@ -586,7 +594,7 @@ void Heartbeat::Diagnose(int64_t now_mono, int64_t silent, bool first) {
             std::to_string(getpid()) + ", " + config_.path + "); beats withheld\n" +
             (diag_stack_reason_.empty() ? diag_stack_lines_
                                         : "    (no JavaScript stack: " + diag_stack_reason_ + ")\n") +
-            "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
+            diag_native_lines_ + "    thread " + diag_thread_line_ + "; active: " + active_line + "\n";
   }
   Log(block);
 }
@@ -596,8 +604,8 @@ void Heartbeat::EndStall() {
   const int64_t duration = answered - stall_start_mono_ns_;
   std::string last = "{\"since\":\"" + Iso(stalled_since_wall_ns_) +
                      "\",\"durationMs\":" + std::to_string(duration / kNsPerMs) +
-                     ",\"stack\":" + diag_stack_top_json_ + ",\"thread\":" + diag_thread_json_ +
-                     ",\"active\":" + diag_active_json_ + "}";
+                     ",\"stack\":" + StackAfterTheFact() + ",\"thread\":" + diag_thread_json_ +
+                     ",\"active\":" + diag_active_json_ + diag_native_last_ + "}";
   std::string none;
   pthread_mutex_lock(&diag_mutex_);
   last_stall_json_.swap(last);

@@ -14,6 +14,7 @@
 
 #include "diagnose.h"
 #include "metrics.h"
+#include "native_stack.h"
 #include "pulse_file.h"
 #include "sd_notify.h"
 #include "stack/stack_api.h"
@@ -45,6 +46,7 @@ struct Config {
   // WATCHDOG_USEC in ns (0: no watchdog pings).
   std::string notify_socket;
   int64_t watchdog_ns = 0;
+  NativeStackTarget native_stack;  // the JS thread, for nativeStack
 };
 
 // The exit status of a process ended by exitOnStall: Node's own are 1 to 14
@@ -138,7 +140,16 @@ class Heartbeat {
   // Asks the stuck thread for its JavaScript stack (bounded wait): sets
   // diag_stack_json_ ("[...]" or "null"), diag_stack_lines_ and the reason.
   void CaptureStack(int64_t wall_ns);
+  // Outside JavaScript (native/outside_js.cc): nativeStack and waitingFor
+  // into diag_native_fields_, diag_native_last_ and diag_native_lines_.
+  void DiagnoseOutsideJs(const ThreadView& view);
+  // lastStall's stack: the top frames the stall's records carried, or, when
+  // they had none because the thread was outside JavaScript, the ones the
+  // pending request read as it came back ("[...],"stackTakenAt":"end"").
+  std::string StackAfterTheFact();
   void ReleaseStack();
+  // A frame's file is inside the package's own code (config_.own_files).
+  bool IsOwnFile(const char* file) const;
   void Log(const std::string& text) const;
   // native/watchdog.cc: systemd's notify protocol and exitOnStall, acting on
   // Tick()'s judgment. Heartbeat thread, except NotifyOpen (Start()),
@@ -239,6 +250,10 @@ class Heartbeat {
   std::string diag_stack_lines_;      // "    at fn (file:l:c)\n" ...
   std::string diag_stack_at_;         // ISO time of the capture, or empty
   std::string diag_stack_reason_;     // why there is no stack, or empty
+  bool diag_outside_js_ = false;      // V8 could not be asked or did not answer
+  std::string diag_native_fields_;    // ,"nativeStack":...,"waitingFor":...
+  std::string diag_native_last_;      // the same for lastStall (top frames)
+  std::string diag_native_lines_;     // "    in fn (module)\n", "    waiting for ..."
   bool stack_released_ = false;       // JS thread (after the join)
 
   // Guards stall_json_ and last_stall_json_: the heartbeat thread writes them

@@ -183,11 +183,70 @@ std::string Writer(const JsonValue& record) {
   return WriterGone(record) ? text + ", no longer running" : text;
 }
 
-// stall-text.ts frameLine() after "at " became "in ".
+}  // namespace
+
+const JsonValue* UserTopFrame(const JsonValue& diagnosis) {
+  const JsonValue* stack = diagnosis.Get("stack");
+  if (stack == nullptr || stack->type != T::kArray) return nullptr;
+  for (const JsonValue& frame : stack->items) {
+    const JsonValue* internal = frame.type == T::kObject ? frame.Get("internal") : nullptr;
+    if (internal == nullptr || internal->type != T::kBool || !internal->boolean) return &frame;
+  }
+  return nullptr;
+}
+
+std::string OutsideJsText(const JsonValue& diagnosis) {
+  const JsonValue* w = diagnosis.Get("waitingFor");
+  if (w != nullptr && w->type == T::kObject) {
+    // stall-text.ts waitingLine()
+    const JsonValue* kind = w->Get("kind");
+    const std::string k = IsString(kind) ? kind->string : std::string();
+    auto text = [&](const char* key) {
+      const JsonValue* v = w->Get(key);
+      return v == nullptr || v->type == T::kNull ? std::string() : JsToString(*v);
+    };
+    std::string line;
+    if (k == "child") {
+      line = "child " + Template(w->Get("pid")) + ": " + text("command");
+    } else if (k == "socket") {
+      if (text("protocol") == "unix") {
+        line = "socket unix " + text("local");
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+      } else {
+        const std::string peer = text("peer");
+        line = "socket " + text("protocol") + " " + text("local") + (peer.empty() ? " (listening)" : " -> " + peer);
+      }
+    } else if (k == "pipe") {
+      line = "pipe:[" + Template(w->Get("inode")) + "]";
+    } else if (k == "fifo") {
+      line = "FIFO " + Template(w->Get("path"));
+    } else if (k == "file") {
+      const std::string fs = text("fsType");
+      line = "file " + Template(w->Get("path")) + (fs.empty() ? std::string() : " (" + fs + ")");
+    }
+    return "waiting for " + line;
+  }
+  const JsonValue* native = diagnosis.Get("nativeStack");
+  if (native != nullptr && native->type == T::kArray && !native->items.empty() &&
+      native->items[0].type == T::kObject) {
+    // stall-text.ts nativeFrameLine()
+    const JsonValue* symbol = native->items[0].Get("symbol");
+    const std::string name = symbol == nullptr || symbol->type == T::kNull ? "<unknown>" : JsToString(*symbol);
+    return "in " + name + " (" + Template(native->items[0].Get("module")) + ")";
+  }
+  return std::string();
+}
+
+namespace {
+
+// stall-text.ts frameLine() after "at " became "in ", or outsideJsText().
 std::string Innermost(const JsonValue& record) {
-  const JsonValue* stack = record.Get("stack");
-  if (stack == nullptr || stack->type != T::kArray || stack->items.empty()) return std::string();
-  const JsonValue& top = stack->items[0];
+  const JsonValue* user = UserTopFrame(record);
+  if (user == nullptr) {
+    const std::string outside = OutsideJsText(record);
+    return outside.empty() ? outside : " " + outside;
+  }
+  const JsonValue& top = *user;
   if (top.type != T::kObject && top.type != T::kArray) return std::string();
   const JsonValue* file = top.Get("file");
   const JsonValue* fn = top.Get("function");

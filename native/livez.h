@@ -26,6 +26,17 @@ bool ParseMaxAge(const std::string& text, double* seconds);
 // when there is none to read.
 std::string ReadRecordText(const std::string& file);
 
+struct JsonValue;
+
+// The innermost frame of a record's (or a diagnosis's) `stack` that is not
+// the package's own ("internal": true), or null (stall-text.ts userFrames()).
+const JsonValue* UserTopFrame(const JsonValue& diagnosis);
+
+// Where the thread is when no JavaScript frame says it, as stall-text.ts
+// outsideJsText() words it: "in sqlite3VdbeExec (better_sqlite3.node)" or
+// "waiting for child 4242: sleep 15"; empty when neither is known.
+std::string OutsideJsText(const JsonValue& diagnosis);
+
 // JavaScript's Number.prototype.toFixed(1), for the texts that must match.
 std::string ToFixed1(double value);
 

@@ -40,7 +40,7 @@ constexpr Family kFamilies[] = {
     {"celery_pulse_last_beat_timestamp_seconds", "gauge", "Unix time of the last beat."},
     {"celery_pulse_active_jobs", "gauge", "Labels of track() calls still running."},
     {"celery_pulse_stall_frame_info", "gauge",
-     "The innermost JavaScript frame of the ongoing stall; 1 while stalled with a stack."},
+     "The innermost frame of the ongoing stall (JavaScript, else native code or what the thread waits for); 1 while stalled with one."},
     {"celery_pulse_loop_delay_seconds", "histogram",
      "How late each answer of the event loop came, against its ping period."},
 };

@@ -129,7 +129,7 @@ test('precedence: option > env > default; maxStall defaults to interval', (t) =>
   });
 });
 
-test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged, no exitOnStall, systemd auto', () => {
+test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health check, stalls logged, no exitOnStall, systemd auto, native stacks taken', () => {
   const { resolveOptions } = require('../dist/contract/options');
   assert.deepEqual(resolveOptions({}, {}), {
     file: '/tmp/celery_healthcheck',
@@ -143,6 +143,7 @@ test('defaults: /tmp/celery_healthcheck, 60 s, maxStall = interval, no health ch
     exitOnStall: 0,
     systemd: true,
     listen: null,
+    nativeStack: true,
   });
 });
 

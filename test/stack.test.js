@@ -211,7 +211,7 @@ describe('stack prebuilds', { skip }, () => {
     const binding = require(file);
     assert.equal(binding.sourceDigest, stackSourceDigest(ROOT));
     assert.equal(binding.abi, Number(process.versions.modules));
-    assert.equal(binding.apiVersion, 1);
+    assert.equal(binding.apiVersion, 2);
     assert.equal(binding.maxFrames, 32);
   });
 

@@ -76,12 +76,17 @@ struct Ctx {
   uint64_t requested;  // interrupts requested (for tests)
   uint64_t ran;        // callbacks run (for tests)
   uint64_t discarded;  // callbacks that ran with nobody waiting (for tests)
+  bool late_ready;     // late[] holds a sample nobody waited for, not yet taken
+  int32_t late_count;  // frames in late[]
+  int64_t late_ran_ns;  // CLOCK_MONOTONIC time that sample was read
   // Written by the callback without the lock, before it takes mu to publish
   // `answered`; read by the capture under mu once `answered` is set. Only one
   // interrupt is ever outstanding per ctx and `busy` keeps the next capture
   // (hence the next interrupt) from starting before the reader is done, so
   // reads and writes never overlap.
   pulse_stack_frame scratch[PULSE_STACK_MAX_FRAMES];
+  // The late sample, kept for take_late(); guarded by mu.
+  pulse_stack_frame late[PULSE_STACK_MAX_FRAMES];
 };
 
 void EnvUnref(EnvState* es) {
@@ -172,7 +177,12 @@ void OnInterrupt(void* arg) {
     c->interrupt_ns = spent;
     pthread_cond_broadcast(&c->cv);
   } else {
-    c->discarded++;  // late: its capture gave up; nobody reads this sample
+    // Late: its capture gave up. Kept for take_late(), never for a capture.
+    c->discarded++;
+    memcpy(c->late, c->scratch, (size_t)n * sizeof(pulse_stack_frame));
+    c->late_count = n;
+    c->late_ran_ns = start;
+    c->late_ready = isolate != nullptr;
   }
   pthread_mutex_unlock(&c->mu);
   CtxUnref(c);
@@ -244,7 +254,27 @@ int Capture(void* ctx, pulse_stack_frame* frames, int32_t max, int32_t timeout_m
 
 void Release(void* ctx) { CtxUnref(static_cast<Ctx*>(ctx)); }
 
-const pulse_stack_api kApi = {PULSE_STACK_API_VERSION, Capture, Release};
+int TakeLate(void* ctx, pulse_stack_frame* frames, int32_t max, int32_t* count, int64_t* ran_ns) {
+  Ctx* c = static_cast<Ctx*>(ctx);
+  *count = 0;
+  *ran_ns = 0;
+  if (max < 0) max = 0;
+  if (max > PULSE_STACK_MAX_FRAMES) max = PULSE_STACK_MAX_FRAMES;
+  pthread_mutex_lock(&c->mu);
+  int code = PULSE_STACK_TIMEOUT;
+  if (c->late_ready) {
+    int32_t n = c->late_count < max ? c->late_count : max;
+    memcpy(frames, c->late, (size_t)n * sizeof(pulse_stack_frame));
+    *count = n;
+    *ran_ns = c->late_ran_ns;
+    c->late_ready = false;
+    code = PULSE_STACK_OK;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return code;
+}
+
+const pulse_stack_api kApi = {PULSE_STACK_API_VERSION, Capture, Release, TakeLate};
 
 // ---- JavaScript side -------------------------------------------------------
 

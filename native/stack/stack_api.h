@@ -16,7 +16,7 @@
  * moved, removed or retyped; PULSE_STACK_API_VERSION changes if one is. */
 #pragma once
 #include <stdint.h>
-#define PULSE_STACK_API_VERSION 1
+#define PULSE_STACK_API_VERSION 2
 #define PULSE_STACK_MAX_FRAMES 32
 typedef struct pulse_stack_frame {
   char function[256];  /* UTF-8, NUL-terminated, cut to fit; "" when V8 has no name */
@@ -43,4 +43,10 @@ typedef struct pulse_stack_api {
   /* Any thread, once per ctx: drops the caller's reference. Safe after the environment is gone.
      No capture on this ctx may be running or start after it. */
   void (*release)(void* ctx);
+  /* Version 2 on. Any thread except the environment's own. The stack an interrupt read when it ran
+     after its capture had given up (PULSE_STACK_TIMEOUT): taken as the thread came back to
+     JavaScript from the native call or system call that kept it out, so it names the JavaScript
+     that made that call. Hands it over once: PULSE_STACK_OK with up to max frames, *count and
+     *ran_ns (CLOCK_MONOTONIC time it was read), or PULSE_STACK_TIMEOUT when there is none. */
+  int (*take_late)(void* ctx, pulse_stack_frame* frames, int32_t max, int32_t* count, int64_t* ran_ns);
 } pulse_stack_api;

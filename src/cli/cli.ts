@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveOptions, checkFile, parseSeconds, ENV, DEFAULTS } from '../contract/options';
-import { activeLine, frameLine, threadLine, userFrames, type ActiveLabel, type LastStall, type PreviousRun, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
+import { activeLine, frameLine, nativeFrameLine, outsideJsText, threadLine, userFrames, waitingLine, type ActiveLabel, type LastStall, type NativeFrame, type PreviousRun, type StackFrame, type ThreadView, type WaitingFor } from '../diagnosis/stall-text';
 import { probe, seconds, type ProbeResult, type PulseRecord } from './probe';
 import { isTemplated, templateToGlob } from '../contract/template';
 
@@ -263,6 +263,12 @@ function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [strin
   if ((rec.state === 'stalled' || rec.state === 'exited') && (rec.thread !== undefined || rec.stack !== undefined)) {
     stackLines(rec.stack, rec.stackUnavailable).forEach((line, i) => rows.push([i === 0 ? 'stack' : '', line]));
     if (typeof rec.stackAt === 'string') rows.push(['stack at', when(rec.stackAt)]);
+    if (Array.isArray(rec.nativeStack) && rec.nativeStack.length > 0) {
+      (rec.nativeStack as NativeFrame[]).forEach((f, i) => rows.push([i === 0 ? 'native stack' : '', `in ${nativeFrameLine(f)}`]));
+    } else if (typeof rec.nativeStackUnavailable === 'string') {
+      rows.push(['native stack', `none: ${rec.nativeStackUnavailable}`]);
+    }
+    if (isObject(rec.waitingFor)) rows.push(['waiting for', waitingLine(rec.waitingFor as unknown as WaitingFor)]);
     if (isObject(rec.thread)) rows.push(['thread', threadLine(rec.thread as unknown as ThreadView)]);
     if (Array.isArray(rec.active)) {
       const active = rec.active as ActiveLabel[];
@@ -277,8 +283,10 @@ function diagnosisRows(rec: PulseRecord, when: (iso: unknown) => string): [strin
   }
   if (isObject(rec.lastStall)) {
     const l = rec.lastStall as unknown as LastStall;
+    const outside = outsideJsText(l);
+    const taken = l.stackTakenAt === 'end' ? ' (taken as the stall ended)' : '';
     const frames = Array.isArray(l.stack) ? userFrames(l.stack) : [];
-    const top = frames.length > 0 ? `; ${frameLine(frames[0])}` : '';
+    const top = frames.length > 0 ? `; ${frameLine(frames[0])}${taken}` : outside ? `; ${outside}` : '';
     rows.push(['last stall', `since ${when(l.since)}, lasted ${seconds(Number(l.durationMs))}${top}`]);
     if (isObject(l.thread)) rows.push(['', `thread ${threadLine(l.thread)}; active: ${activeLine(Array.isArray(l.active) ? l.active : [])}`]);
   }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { activeLine, frameLine, threadLine, userFrames, type ActiveLabel, type StackFrame, type ThreadView } from '../diagnosis/stall-text';
+import { activeLine, frameLine, outsideJsText, threadLine, userFrames, type ActiveLabel, type NativeFrame, type StackFrame, type ThreadView, type WaitingFor } from '../diagnosis/stall-text';
 
 // The probe side of the file: how old it is and what its record says. Loaded by
 // the CLI, so it needs nothing but node:fs and node:os (never the addon).
@@ -43,6 +43,8 @@ export interface PulseRecord {
   stackUnavailable?: string;
   thread?: ThreadView;
   active?: ActiveLabel[];
+  nativeStack?: NativeFrame[] | null;
+  waitingFor?: WaitingFor | null;
   [key: string]: unknown;
 }
 
@@ -146,10 +148,15 @@ function writer(record: PulseRecord): string {
   return writerGone(record) ? `${text}, no longer running` : text;
 }
 
-/** " in crunch (/app/tasks.js:42:7)" for a record whose stack names the innermost frame; "" otherwise. */
+/**
+ * " in crunch (/app/tasks.js:42:7)" for a record whose stack names the innermost frame; without
+ * one, " waiting for child 4242: sleep 15" or " in sqlite3VdbeExec (better_sqlite3.node)"; "" otherwise.
+ */
 function innermost(record: PulseRecord): string {
   const top = Array.isArray(record.stack) ? userFrames(record.stack as StackFrame[])[0] : undefined;
-  return top && typeof top === 'object' ? ` ${frameLine(top).replace(/^at /, 'in ')}` : '';
+  if (top && typeof top === 'object') return ` ${frameLine(top).replace(/^at /, 'in ')}`;
+  const outside = outsideJsText(record);
+  return outside ? ` ${outside}` : '';
 }
 
 /** "; thread running, 99.6% CPU; active: job x" from a stall record's diagnosis; "" without one. */

@@ -17,7 +17,7 @@ export const FAMILIES = [
   ['celery_pulse_loop_silent_seconds', 'gauge', 'Seconds since the event loop last answered.'],
   ['celery_pulse_last_beat_timestamp_seconds', 'gauge', 'Unix time of the last beat.'],
   ['celery_pulse_active_jobs', 'gauge', 'Labels of track() calls still running.'],
-  ['celery_pulse_stall_frame_info', 'gauge', 'The innermost JavaScript frame of the ongoing stall; 1 while stalled with a stack.'],
+  ['celery_pulse_stall_frame_info', 'gauge', 'The innermost frame of the ongoing stall (JavaScript, else native code or what the thread waits for); 1 while stalled with one.'],
   ['celery_pulse_loop_delay_seconds', 'histogram', 'How late each answer of the event loop came, against its ping period.'],
 ] as const;
 

@@ -56,6 +56,11 @@ export interface PulseOptions {
    * Default: off.
    */
   listen?: number | string;
+  /**
+   * When the stuck thread is outside JavaScript, take its machine stack
+   * (`nativeStack` in the record) with a real-time signal. Default `true`.
+   */
+  nativeStack?: boolean;
 }
 
 /** Where the endpoint listens: host '' is every interface. */
@@ -77,6 +82,7 @@ export interface ResolvedOptions {
   exitOnStall: number;
   systemd: boolean;
   listen: ListenAddress | null;
+  nativeStack: boolean;
 }
 
 export const ENV = {
@@ -88,6 +94,7 @@ export const ENV = {
   exitOnStall: 'CELERY_PULSE_EXIT_ON_STALL',
   systemd: 'CELERY_PULSE_SYSTEMD',
   listen: 'CELERY_PULSE_LISTEN',
+  nativeStack: 'CELERY_PULSE_NATIVE_STACK',
 } as const;
 
 /**
@@ -105,7 +112,7 @@ export const MAX_SECONDS = 86400;
 const MAX_NAME_BYTES = 200;
 const MAX_PATH_BYTES = 4000;
 
-const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'exitOnStall', 'systemd', 'listen']);
+const KNOWN = new Set<string>(['file', 'interval', 'maxStall', 'strategy', 'removeOnStop', 'healthCheck', 'healthCheckTimeout', 'logStalls', 'exitOnStall', 'systemd', 'listen', 'nativeStack']);
 
 /** Where a value came from, for error messages: an option or an env var. */
 export interface Source {
@@ -305,8 +312,17 @@ export function resolveOptions(options: unknown = {}, env: Env = process.env, ex
   if (has('listen')) listen = checkListen(given.listen, opt('listen'));
   else if (env[ENV.listen] !== undefined) listen = checkListen(env[ENV.listen], fromEnv(ENV.listen));
 
+  let nativeStack = true;
+  if (has('nativeStack')) {
+    if (typeof given.nativeStack !== 'boolean') throw invalid(opt('nativeStack'), given.nativeStack, 'a boolean', TypeError);
+    nativeStack = given.nativeStack;
+  } else if (env[ENV.nativeStack] !== undefined) {
+    const text = (env[ENV.nativeStack] as string).trim();
+    if (text !== '1' && text !== '0') throw invalid(fromEnv(ENV.nativeStack), env[ENV.nativeStack], '"1" or "0"', TypeError);
+    nativeStack = text === '1';
+  }
 
-  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, exitOnStall, systemd, listen };
+  return { file, interval, maxStall, strategy, removeOnStop, healthCheck, healthCheckTimeout, logStalls, exitOnStall, systemd, listen, nativeStack };
 }
 
 /** expectStall(seconds, reason?): checked like the other durations; the reason cut at 200 characters. */

@@ -7,8 +7,9 @@ import { pulseError, show } from '../contract/errors';
 import { userFrames, type ActiveLabel, type PreviousRun, type StackFrame, type ThreadView } from './stall-text';
 import { SYSCALL_NAMES } from './syscalls';
 
-export type { ActiveLabel, LastStall, PreviousRun, StackFrame, StallDiagnosis, ThreadView } from './stall-text';
+export type { ActiveLabel, LastStall, NativeFrame, PreviousRun, StackFrame, StallDiagnosis, ThreadView, WaitingFor } from './stall-text';
 export { activeLine, frameLine, threadLine, userFrames } from './stall-text';
+export { waitingFor } from './waiting-for';
 
 /**
  * This package's own code (dist/): stack frames there (the track() wrapper,
@@ -26,6 +27,10 @@ export const TOP_FRAMES = 5;
 /** Why a worker-strategy record has no stack. */
 export const WORKER_NO_STACK =
   'the "worker" strategy cannot interrupt the stuck thread to read its JavaScript stack (the native strategy can)';
+
+/** Why a worker-strategy record has no nativeStack. */
+export const WORKER_NO_NATIVE_STACK =
+  'the "worker" strategy cannot signal the stuck thread to read its machine stack (the native strategy can)';
 
 // Calls whose first argument is a descriptor: the diagnosis names what it is.
 const FD_FIRST =

@@ -25,6 +25,22 @@ export interface ThreadView {
   fdTarget: string | null;
 }
 
+/** A machine frame of a thread stuck outside JavaScript, innermost first. */
+export interface NativeFrame {
+  /** Demangled; null where no symbol covers the address. */
+  symbol: string | null;
+  /** The file's base name, or "[anonymous]" (JIT code), "[vdso]". */
+  module: string;
+}
+
+/** What a thread asleep in a system call waits for, found through its descriptor. */
+export type WaitingFor =
+  | { kind: 'child'; pid: number; command: string | null; state: string | null; runningMs: number | null }
+  | { kind: 'socket'; protocol: string | null; local: string | null; peer: string | null; state?: string | null }
+  | { kind: 'pipe'; inode: number }
+  | { kind: 'fifo'; path: string }
+  | { kind: 'file'; path: string; fsType: string | null };
+
 export interface ActiveLabel {
   label: string;
   since: string;
@@ -39,6 +55,11 @@ export interface StallDiagnosis {
   stackUnavailable?: string;
   thread: ThreadView;
   active: ActiveLabel[];
+  /** The machine stack when the thread is outside JavaScript (native strategy); null otherwise. */
+  nativeStack?: NativeFrame[] | null;
+  /** Why there is no nativeStack although the thread is outside JavaScript. */
+  nativeStackUnavailable?: string;
+  waitingFor?: WaitingFor | null;
 }
 
 /** The last finished stall: kept in status() and in every later record. */
@@ -46,8 +67,12 @@ export interface LastStall {
   since: string;
   durationMs: number;
   stack: StackFrame[] | null;
+  /** "end" when the stack was taken as the loop came back from the native call. */
+  stackTakenAt?: 'end';
   thread: ThreadView;
   active: ActiveLabel[];
+  nativeStack?: NativeFrame[] | null;
+  waitingFor?: WaitingFor | null;
 }
 
 /** A dead process's stall (or failing health check), kept by the next one on the file. */
@@ -77,14 +102,47 @@ export function activeLine(active: readonly ActiveLabel[], more = 0): string {
   return (names || 'none') + (more > 0 ? ` and ${more} more` : '');
 }
 
-/** "at fn (file:line:col)", as Node prints a frame. */
 /** The frames people read: the package's own left out (see StackFrame.internal). */
 export function userFrames(stack: readonly StackFrame[]): StackFrame[] {
   return stack.filter((frame) => frame.internal !== true);
 }
 
+/** "at fn (file:line:col)", as Node prints a frame. */
 export function frameLine(frame: StackFrame): string {
   const where = `${frame.file || '<unknown>'}:${frame.line}:${frame.column}`;
   return `at ${frame.function || '<anonymous>'} (${where})`;
 }
 
+
+/** "sqlite3VdbeExec (better_sqlite3.node)": a native frame as the log block names it. */
+export function nativeFrameLine(frame: NativeFrame): string {
+  return `${frame.symbol ?? '<unknown>'} (${frame.module})`;
+}
+
+/** "child 4242: sleep 15", "FIFO /tmp/f", "socket tcp 10.0.0.2:40000 -> 10.0.0.5:5432": as native/waiting_for.cc words it. */
+export function waitingLine(w: WaitingFor): string {
+  switch (w.kind) {
+    case 'child':
+      return `child ${w.pid}: ${w.command ?? ''}`;
+    case 'socket':
+      return w.protocol === 'unix'
+        ? `socket unix ${w.local ?? ''}`.trimEnd()
+        : `socket ${w.protocol ?? ''} ${w.local ?? ''}${w.peer ? ` -> ${w.peer}` : ' (listening)'}`;
+    case 'pipe':
+      return `pipe:[${w.inode}]`;
+    case 'fifo':
+      return `FIFO ${w.path}`;
+    case 'file':
+      return `file ${w.path}${w.fsType ? ` (${w.fsType})` : ''}`;
+  }
+}
+
+/**
+ * Where the thread is when no JavaScript frame says it: "in sqlite3VdbeExec
+ * (better_sqlite3.node)" or "waiting for child 4242: sleep 15"; '' when neither is known.
+ */
+export function outsideJsText(d: { nativeStack?: unknown; waitingFor?: unknown }): string {
+  if (d.waitingFor !== null && typeof d.waitingFor === 'object') return `waiting for ${waitingLine(d.waitingFor as WaitingFor)}`;
+  if (Array.isArray(d.nativeStack) && d.nativeStack.length > 0) return `in ${nativeFrameLine(d.nativeStack[0] as NativeFrame)}`;
+  return '';
+}

@@ -63,8 +63,11 @@ export interface NativeBinding {
     notifySocket: string,
     watchdogUsec: number,
     ownFiles: string,
+    nativeStack: boolean,
   ) => NativeHandle;
   sourceDigest: string;
+  /** nativeStack captures (signals sent) by this process: for tests. */
+  nativeStackCaptures(): number;
 }
 
 /** Package root: the folder holding binding.gyp and prebuilds/. */

@@ -46,6 +46,7 @@ export class NativePulse implements Pulse {
       systemd?.socket ?? '',
       systemd?.watchdogUsec ?? 0,
       OWN_FILES,
+      options.nativeStack,
     );
     // The endpoint binds before anything starts: a bad address throws with
     // no thread started and the file untouched.

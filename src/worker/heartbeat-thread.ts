@@ -53,6 +53,7 @@ let diagnosedNs = 0n;
 let diagFields = ''; // the JSON members every record of the current stall carries
 let diagThread: D.ThreadView | null = null;
 let diagActive: D.ActiveLabel[] = [];
+let diagWaiting: D.WaitingFor | null = null;
 let lastStallJson = ''; // carried by every record after a stall
 let recordSaysExpecting = false;
 
@@ -142,9 +143,14 @@ function diagnose(nowNs: bigint, silentMs: number, first: boolean): void {
   diagThread = view;
   const { json, line } = activeList();
   diagActive = json;
+  const asleep = view.state === 'sleeping' || view.state === 'disk-sleep';
+  const waiting = asleep ? D.waitingFor(view.fd, view.syscall) : null;
+  diagWaiting = waiting?.json ?? null;
   diagFields =
     `"stack":null,"stackAt":null,"stackUnavailable":"${jsonEscape(D.WORKER_NO_STACK)}",` +
-    `"thread":${JSON.stringify(view)},"active":${JSON.stringify(json)}`;
+    `"thread":${JSON.stringify(view)},"active":${JSON.stringify(json)},` +
+    `"nativeStack":null,"waitingFor":${JSON.stringify(diagWaiting)},` +
+    `"nativeStackUnavailable":"${jsonEscape(D.WORKER_NO_NATIVE_STACK)}"`;
   publish(`{"since":"${iso(stalledSinceMs)}",${diagFields}}`);
   if (!first || config.logStalls === 0) return;
   if (config.logStalls === 2) {
@@ -156,6 +162,7 @@ function diagnose(nowNs: bigint, silentMs: number, first: boolean): void {
     log(
       `celery-pulse-native: event loop stalled for ${seconds(silentMs)} (pid ${process.pid}, ${config.file}); beats withheld\n` +
         `    (no JavaScript stack: ${D.WORKER_NO_STACK})\n` +
+        (waiting ? `    waiting for ${waiting.line}\n` : '') +
         `    thread ${D.threadLine(view)}; active: ${line}\n`,
     );
   }
@@ -164,7 +171,7 @@ function diagnose(nowNs: bigint, silentMs: number, first: boolean): void {
 /** The twin of Heartbeat::EndStall. */
 function endStall(): void {
   const durationMs = Number((Atomics.load(i64, S.ANSWER_NS) - stallStartNs) / 1_000_000n);
-  lastStallJson = JSON.stringify({ since: iso(stalledSinceMs), durationMs, stack: null, thread: diagThread, active: diagActive });
+  lastStallJson = JSON.stringify({ since: iso(stalledSinceMs), durationMs, stack: null, thread: diagThread, active: diagActive, nativeStack: null, waitingFor: diagWaiting });
   diagFields = '';
   Atomics.add(i32, S.STALL_GEN, 1);
   Atomics.add(i64, S.STALL_NS_ENDED, Atomics.load(i64, S.ANSWER_NS) - stallStartNs);

@@ -20,7 +20,7 @@ here=test/sanitize
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(asan tsan valgrind)
 # PULSE_SANITIZE_TESTS (space-separated) runs other test files instead.
-read -r -a tests <<<"${PULSE_SANITIZE_TESTS:-test/lifecycle.test.js test/gate.test.js test/file.test.js test/fault-injection.test.js test/health-check.test.js test/diagnosis.test.js test/stack-record.test.js test/endpoint.test.js test/long-life.test.js}"
+read -r -a tests <<<"${PULSE_SANITIZE_TESTS:-test/lifecycle.test.js test/gate.test.js test/file.test.js test/fault-injection.test.js test/health-check.test.js test/diagnosis.test.js test/stack-record.test.js test/endpoint.test.js test/long-life.test.js test/outside-js.test.js}"
 
 npm run --silent compile
 "$here/build.sh" "${variants[@]}"
