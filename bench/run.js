@@ -14,7 +14,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { machine, tempDir } = require('./lib/proc');
 const { PKG } = require('./lib/contenders');
-const { markdown, consoleTable, machineLine } = require('./lib/report');
+const { markdown, consoleTable, machineLine, summaryMarkdown } = require('./lib/report');
 const { timelineSvg, punctualityRows } = require('./lib/svg');
 const { punctuality, scale } = require('./measures/punctuality');
 const { memory } = require('./measures/memory');
@@ -118,33 +118,6 @@ const MARK_END = '<!-- bench:results:end -->';
 const README = path.join(PKG, 'README.md');
 const SUMMARY_START = '<!-- bench:summary:start -->';
 const SUMMARY_END = '<!-- bench:summary:end -->';
-// The README's five rows: [label shown (null: the measure's own), the measure, by its text].
-const SUMMARY_ROWS = [
-  [null, /^max gap between beats, loop blocked/],
-  [null, /^beats written while blocked/],
-  ['RSS added by start(), private (anonymous) part', /^… of which anonymous/],
-  ['file syscalls per healthy beat', /^file syscalls per healthy beat/],
-  ['main-thread CPU cost on 10⁶ setImmediate hops', /^A\/B .* setImmediate hops/],
-];
-
-/** The README's summary: five rows of the full table, with a link to it. */
-function summaryMarkdown(summary) {
-  const lines = [
-    `From \`npm run bench\` of ${summary.generatedAt.slice(0, 10)} (commit ${summary.machine.commit ?? '?'}; ` +
-      `the machine, every row and each MISS explained are in [docs/benchmarks.md](docs/benchmarks.md)):`,
-    '',
-    '| measure | native | setInterval + utimesSync | target | result |',
-    '|---|---|---|---|---|',
-  ];
-  for (const [label, pattern] of SUMMARY_ROWS) {
-    const row = summary.rows.find((r) => pattern.test(r.measure));
-    if (!row) continue;
-    const cell = (v) => String(v ?? '—').replace(/\|/g, '\\|');
-    lines.push(`| ${cell(label ?? row.measure)} | ${cell(row.cells.native)} | ${cell(row.cells.plain)} | ${cell(row.target)} | **${row.verdict}** |`);
-  }
-  return lines.join('\n') + '\n';
-}
-
 /** Replaces what lies between two markers of a file, when it has both. */
 function replaceBetween(file, start, end, body) {
   if (!fs.existsSync(file)) return;

@@ -94,3 +94,16 @@ test('strace -c summaries are read per syscall', () => {
   ].join('\n');
   assert.deepEqual(parseStraceSummary(text), { utimensat: 1052, futex: 2104, openat: 2 });
 });
+
+test('the README\'s benchmark summary is the one bench/results/latest.json gives', () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const { summaryMarkdown } = require('../bench/lib/report');
+  const root = path.join(__dirname, '..');
+  const latest = JSON.parse(fs.readFileSync(path.join(root, 'bench', 'results', 'latest.json'), 'utf8'));
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const shown = /<!-- bench:summary:start -->\n([^]*?)<!-- bench:summary:end -->/.exec(readme);
+  assert.ok(shown, 'README.md has the bench:summary markers');
+  assert.equal(shown[1], summaryMarkdown(latest), 'run `node bench/run.js --render` after a full `npm run bench`');
+  assert.ok(latest.machine.commit, 'the results name the commit they measured');
+});

@@ -51,4 +51,31 @@ function consoleTable(rows) {
   return out.join('\n');
 }
 
-module.exports = { markdown, consoleTable, machineLine };
+// The README's rows: [label shown (null: the measure's own), the measure, by its text].
+const SUMMARY_ROWS = [
+  [null, /^max gap between beats, loop blocked/],
+  [null, /^beats written while blocked/],
+  ['RSS added by start(), private (anonymous) part', /^… of which anonymous/],
+  ['file syscalls per healthy beat', /^file syscalls per healthy beat/],
+  ['main-thread CPU cost on 10⁶ setImmediate hops', /^A\/B .* setImmediate hops/],
+];
+
+/** The README's summary: rows of the full table, with a link to it. */
+function summaryMarkdown(summary) {
+  const lines = [
+    `From \`npm run bench\` of ${summary.generatedAt.slice(0, 10)} (commit ${summary.machine.commit ?? '?'}; ` +
+      `the machine, every row and each MISS explained are in [docs/benchmarks.md](docs/benchmarks.md)):`,
+    '',
+    '| measure | native | setInterval + utimesSync | target | result |',
+    '|---|---|---|---|---|',
+  ];
+  for (const [label, pattern] of SUMMARY_ROWS) {
+    const row = summary.rows.find((r) => pattern.test(r.measure));
+    if (!row) continue;
+    const cell = (v) => String(v ?? '—').replace(/\|/g, '\\|');
+    lines.push(`| ${cell(label ?? row.measure)} | ${cell(row.cells.native)} | ${cell(row.cells.plain)} | ${cell(row.target)} | **${row.verdict}** |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+module.exports = { markdown, consoleTable, machineLine, summaryMarkdown, SUMMARY_ROWS };
