@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const W = 960;
-const H = 560;
+const H = 680;
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const BOXES = {
@@ -20,6 +20,9 @@ const BOXES = {
   orch: { x: 680, y: 90, w: 260, h: 70, fill: '#ffffff', title: 'Docker HEALTHCHECK / kubelet', lines: ['restarts the worker on failures'] },
   probe: { x: 680, y: 210, w: 260, h: 70, fill: '#ffffff', title: 'celery-pulse-native check', lines: ['or the shell probe (mtime age)'] },
   file: { x: 680, y: 330, w: 260, h: 90, fill: '#ffffff', title: 'the healthcheck file', lines: ['mtime: alive and answering', 'content: one line of JSON,', 'the record (why it is stale)'] },
+  signal: { x: 40, y: 500, w: 250, h: 80, fill: '#f3e8fd', title: 'nativeStack: a real-time signal', lines: ['outside JavaScript: pc, frame', 'pointers, stack words; bounded'] },
+  server: { x: 380, y: 510, w: 220, h: 100, fill: '#e6f4ea', title: 'endpoint thread (listen)', lines: ['poll(), non-blocking;', '/livez, /metrics, /status from', 'the counters and the record'] },
+  http: { x: 680, y: 510, w: 260, h: 100, fill: '#ffffff', title: 'kubelet httpGet / Prometheus', lines: ['/livez: 200 or 503 with', 'check\'s line; /metrics', 'answered while the loop is stuck'] },
 };
 
 // [from, fromSide, to, toSide, label, dashed]
@@ -33,6 +36,9 @@ const ARROWS = [
   ['beat', 'right', 'file', 'left', 'beat, record', false],
   ['orch', 'bottom', 'probe', 'top', 'runs', false],
   ['probe', 'bottom', 'file', 'top', 'reads mtime and record', false],
+  ['beat', 'bottom', 'signal', 'right', 'capture', false],
+  ['http', 'left', 'server', 'right', 'HTTP', false],
+  ['server', 'top', 'beat', 'bottom', 'reads', true],
 ];
 
 /** Where an arrow leaves or meets a box; a sideways arrow runs level, at the smaller box's middle. */
@@ -62,7 +68,7 @@ function render() {
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   out.push(`<text x="20" y="28" font-size="16" font-weight="600" fill="#111">${esc('celery-pulse-native: a gated heartbeat (native strategy)')}</text>`);
   // The process around the threads, the orchestrator's side outside it.
-  out.push('<rect x="20" y="50" width="600" height="450" rx="10" fill="none" stroke="#888" stroke-dasharray="6 4"/>');
+  out.push('<rect x="20" y="50" width="600" height="580" rx="10" fill="none" stroke="#888" stroke-dasharray="6 4"/>');
   out.push(`<text x="36" y="72" fill="#555">${esc('one Node.js process (one heartbeat thread per pulse)')}</text>`);
   out.push(`<text x="680" y="72" fill="#555">${esc('the container\'s orchestrator')}</text>`);
   for (const b of Object.values(BOXES)) {
