@@ -58,6 +58,8 @@ const SUMMARY_ROWS = [
   ['RSS added by start(), private (anonymous) part', /^… of which anonymous/],
   ['file syscalls per healthy beat', /^file syscalls per healthy beat/],
   ['main-thread CPU cost on 10⁶ setImmediate hops', /^A\/B .* setImmediate hops/],
+  ['/metrics scrape while the loop is blocked', /^\/metrics scrape latency, loop blocked/],
+  [null, /^time the stuck thread spends in the native stack capture/],
 ];
 
 /** The README's summary: rows of the full table, with a link to it. */

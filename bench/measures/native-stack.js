@@ -1,5 +1,5 @@
 'use strict';
-// 9. Outside JavaScript: how soon after the first withheld deadline the
+// 10. Outside JavaScript: how soon after the first withheld deadline the
 // record names the native frames of a thread stuck in a native call, and
 // what the capture costs the stuck thread (its signal handler).
 const fs = require('node:fs');
@@ -45,7 +45,7 @@ function watchStalls(child, file) {
 async function nativeStack(ctx) {
   if (!ctx.contenders(['native']).includes('native')) return { rows: [], data: {} };
   const rounds = ctx.quick ? 4 : 12;
-  ctx.log(`9. outside JavaScript: ${rounds} stalls of ~1 s in pbkdf2Sync; the capture's time on the stuck thread`);
+  ctx.log(`10. outside JavaScript: ${rounds} stalls of ~1 s in pbkdf2Sync; the capture's time on the stuck thread`);
   const dir = tempDir('native-stack');
   const file = path.join(dir, 'health');
   const child = spawn(process.execPath, [CHILD, PKG, 'record', file, String(rounds)], { stdio: 'ignore' });
@@ -66,7 +66,7 @@ async function nativeStack(ctx) {
   return {
     rows: [
       {
-        id: '9',
+        id: '10',
         measure: 'first withheld deadline to the stall record with native frames (median, max)',
         cells: { native: `${fmtMs(median(latency))} (max ${fmtMs(Math.max(...latency))})` },
         target: '≤ 250 ms',
@@ -74,7 +74,7 @@ async function nativeStack(ctx) {
         note: `${named} of ${rounds} records named a PBKDF2/SHA frame`,
       },
       {
-        id: '9',
+        id: '10',
         measure: 'time the stuck thread spends in the native stack capture (p99)',
         cells: { native: `${p99.toFixed(1)} µs` },
         target: '≤ 50 µs',
