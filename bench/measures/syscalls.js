@@ -104,7 +104,9 @@ async function syscalls(ctx) {
     id: '4',
     measure: `file syscalls per healthy beat (strace -f -c, ≥ ${MIN_BEATS} beats)`,
     cells,
-    target: '1',
+    // A look (statx: a regular file is still there, no link or FIFO planted)
+    // and a touch (utimensat): docs/internals.md, "The threads".
+    target: '2 (statx, utimensat)',
     verdict: verdictValue,
     note,
   });
@@ -140,7 +142,7 @@ async function syscalls(ctx) {
   const nativeFile = per.native ? Math.round(per.native.file * 100) / 100 : NaN;
   return {
     rows: [
-      row(cells((p) => `${p.file.toFixed(2)} (${describe(p.each, true)})`), verdict(nativeFile, { op: '<=', limit: 1 })),
+      row(cells((p) => `${p.file.toFixed(2)} (${describe(p.each, true)})`), verdict(nativeFile, { op: '<=', limit: 2 })),
       {
         id: '4',
         measure: 'all syscalls per healthy beat, any thread',
