@@ -422,7 +422,8 @@ test('the record holds what SECURITY.md says, and nothing from the environment',
       const record = JSON.parse(text);
       const allowed = ['state', 'message', 'updatedAt', 'lastBeatAt', 'stalledSince', 'loopSilentMs', 'pid', 'threadId',
         'hostname', 'startedAt', 'file', 'interval', 'maxStall', 'strategy',
-        'stack', 'stackAt', 'stackUnavailable', 'thread', 'active', 'lastStall'];
+        'stack', 'stackAt', 'stackUnavailable', 'thread', 'active', 'lastStall',
+        'nativeStack', 'nativeStackUnavailable', 'waitingFor'];
       for (const key of Object.keys(record)) assert.ok(allowed.includes(key), `unexpected record field ${key}`);
       assert.equal(record.hostname, os.hostname());
     }
