@@ -43,6 +43,9 @@ worker.on('completed', (job) => console.log(`completed ${job.name} ${job.id}`));
 worker.waitUntilReady().then(() => console.log(`ready pid=${process.pid} file=${pulse.file}`));
 
 async function shutdown() {
+  // A graceful stop with a deadline: a busy Redis or machine must not keep a
+  // terminated worker alive until its orchestrator kills it.
+  setTimeout(() => process.exit(0), 10000).unref();
   await worker.close();
   pulse.stop();
   await connection.quit();
