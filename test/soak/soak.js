@@ -26,7 +26,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const http = require('node:http');
+const net = require('node:net');
 const { Worker } = require('node:worker_threads');
 
 if (typeof global.gc !== 'function') {
@@ -108,16 +108,27 @@ function endpointSupported() {
   }
 }
 
-/** GET http://127.0.0.1:port/path with a 2 s limit; resolves with the status code, or 0 on failure. */
+/**
+ * GET http://127.0.0.1:port/path with a 2 s limit over a plain socket (the
+ * endpoint closes every connection after its response); resolves with the
+ * status code, or 0 on failure. Not Node's http client: its own allocations
+ * would show in this process's RSS as if they were the endpoint's.
+ */
 function get(port, urlPath) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: 2000, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', () => resolve(0));
+    const socket = net.connect(port, '127.0.0.1');
+    let head = '';
+    const done = (status) => {
+      socket.destroy();
+      resolve(status);
+    };
+    socket.setTimeout(2000, () => done(0));
+    socket.on('connect', () => socket.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+    socket.on('data', (chunk) => {
+      if (head.length < 64) head += chunk.toString('latin1', 0, Math.min(chunk.length, 64));
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
+    socket.on('end', () => done(Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0)));
+    socket.on('error', () => done(0));
   });
 }
 
