@@ -12,25 +12,23 @@
 #include "json.h"
 
 namespace pulse {
-namespace {
 
-// Reads a small /proc file whole; empty when it cannot be read.
-std::string ReadSmall(const std::string& path) {
+std::string ReadProcFile(const std::string& path, size_t limit) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::string();
-  char buf[1024];
+  char buf[4096];
   std::string out;
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0) break;
     out.append(buf, static_cast<size_t>(n));
-    if (out.size() > 8192) break;
+    if (out.size() > limit) break;
   }
   close(fd);
   return out;
 }
 
-const char* StateName(char code) {
+const char* ProcStateName(char code) {
   switch (code) {
     case 'R': return "running";
     case 'S': return "sleeping";
@@ -44,6 +42,8 @@ const char* StateName(char code) {
     default: return "";
   }
 }
+
+namespace {
 
 std::vector<std::string> Words(const std::string& text) {
   std::vector<std::string> out;
@@ -131,12 +131,12 @@ ThreadView ReadThreadView(pid_t tid, const SyscallTable& table) {
   ThreadView view;
   const std::string dir = "/proc/self/task/" + std::to_string(tid) + "/";
   // "tid (comm) S ...": the name may hold spaces and parentheses.
-  const std::string stat = ReadSmall(dir + "stat");
+  const std::string stat = ReadProcFile(dir + "stat");
   size_t paren = stat.rfind(')');
-  if (paren != std::string::npos && paren + 2 < stat.size()) view.state = StateName(stat[paren + 2]);
+  if (paren != std::string::npos && paren + 2 < stat.size()) view.state = ProcStateName(stat[paren + 2]);
 
   // "nr arg1 ... arg6 sp pc", "-1 sp pc" (blocked outside a call) or "running".
-  const std::string call = ReadSmall(dir + "syscall");
+  const std::string call = ReadProcFile(dir + "syscall");
   if (!call.empty() && call[0] >= '0' && call[0] <= '9') {
     char* end = nullptr;
     long nr = strtol(call.c_str(), &end, 10);
@@ -151,7 +151,7 @@ ThreadView ReadThreadView(pid_t tid, const SyscallTable& table) {
     }
   }
 
-  std::string wchan = ReadSmall(dir + "wchan");
+  std::string wchan = ReadProcFile(dir + "wchan");
   if (!wchan.empty() && wchan != "0") view.wchan = wchan;
 
   if (view.fd >= 0) {

@@ -44,6 +44,13 @@ struct ThreadView {
   std::string fd_target;  // readlink of the descriptor; empty: none
 };
 
+// Reads a /proc file whole, stopping once more than `limit` bytes are in;
+// empty when it cannot be read.
+std::string ReadProcFile(const std::string& path, size_t limit = 8192);
+
+// The word for a /proc state letter ('R' -> "running"); empty when unknown.
+const char* ProcStateName(char code);
+
 // The calling thread's id (gettid), for the heartbeat to look at later.
 pid_t CurrentTid();
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "json.h"
+#include "quiet_thread.h"
 #include "waiting_for.h"
 
 namespace pulse {
@@ -206,16 +207,7 @@ FileResult Heartbeat::Start() {
   last_beat_wall_ns_.store(wall);
   NotifyOpen();
 
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kStackSize);
-  // Block every signal in the new thread so Node's threads keep receiving them.
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  int err = pthread_create(&thread_, &attr, ThreadMain, this);
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  pthread_attr_destroy(&attr);
+  const int err = StartQuietThread(&thread_, kStackSize, ThreadMain, this);
   if (err != 0) {
     ReleaseFile(key_);
     return FileResult{err, FileOp::kNone};

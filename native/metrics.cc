@@ -11,6 +11,8 @@
 
 #include <cmath>
 
+#include "diagnose.h"
+
 namespace pulse {
 namespace {
 
@@ -72,20 +74,6 @@ std::string Label(const char* name, const std::string& value) {
   return std::string(name) + "=\"" + PromEscapeLabel(value) + "\"";
 }
 
-// Reads a small /proc file whole; empty when it cannot.
-std::string ReadSmall(const char* path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::string();
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0 || text.size() > 65536) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return text;
-}
 
 }  // namespace
 
@@ -160,7 +148,7 @@ std::string ProcessMetrics() {
   const long ticks = sysconf(_SC_CLK_TCK);
   const long page = sysconf(_SC_PAGESIZE);
   // /proc/self/stat: fields after the command's closing parenthesis.
-  const std::string stat = ReadSmall("/proc/self/stat");
+  const std::string stat = ReadProcFile("/proc/self/stat");
   const size_t paren = stat.rfind(')');
   double cpu = -1, start_time = -1, vsize = -1, rss = -1;
   if (paren != std::string::npos && ticks > 0) {
@@ -176,7 +164,7 @@ std::string ProcessMetrics() {
       vsize = static_cast<double>(vs);
       rss = static_cast<double>(rs) * page;
       // Boot time (Unix seconds) from /proc/stat's btime.
-      const std::string sys = ReadSmall("/proc/stat");
+      const std::string sys = ReadProcFile("/proc/stat", 65536);
       const size_t at = sys.find("\nbtime ");
       if (at != std::string::npos) {
         start_time = strtod(sys.c_str() + at + 7, nullptr) + static_cast<double>(starttime) / ticks;

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "quiet_thread.h"
+
 namespace pulse {
 namespace {
 
@@ -152,16 +154,7 @@ int Server::Bind(const std::string& host, int port, const char** op) {
 }
 
 int Server::Start() {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kStackSize);
-  // Block every signal in the new thread so Node's threads keep receiving them.
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &previous);
-  const int err = pthread_create(&thread_, &attr, ThreadMain, this);
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  pthread_attr_destroy(&attr);
+  const int err = StartQuietThread(&thread_, kStackSize, ThreadMain, this);
   if (err == 0) started_ = true;
   return err;
 }

@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "diagnose.h"
 #include "json.h"
 
 namespace pulse {
@@ -47,20 +48,6 @@ constexpr size_t kMaxProcs = 8192;
 // Descriptors of one process looked at, at most.
 constexpr int kMaxFds = 4096;
 
-std::string ReadFile(const std::string& path, size_t limit = 1 << 16) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::string();
-  char buf[4096];
-  std::string out;
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > limit) break;
-  }
-  close(fd);
-  return out;
-}
 
 std::string Link(const std::string& path) {
   char target[1024];
@@ -75,19 +62,6 @@ unsigned long long Inode(const std::string& target, const char* prefix) {
   return strtoull(target.c_str() + len, nullptr, 10);
 }
 
-const char* StateName(char code) {
-  switch (code) {
-    case 'R': return "running";
-    case 'S': return "sleeping";
-    case 'D': return "disk-sleep";
-    case 'T': return "stopped";
-    case 't': return "tracing-stop";
-    case 'Z': return "zombie";
-    case 'X': return "dead";
-    case 'I': return "idle";
-    default: return "";
-  }
-}
 
 struct Proc {
   pid_t pid;
@@ -99,7 +73,7 @@ struct Proc {
 
 // The fields after "pid (comm) " of /proc/<pid>/stat; false if unreadable.
 bool ReadStat(pid_t pid, Proc* out) {
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat", 4096);
+  const std::string stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat", 4096);
   size_t paren = stat.rfind(')');
   if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
   // state(3) ppid(4) ... starttime(22): counted from the state field.
@@ -172,7 +146,7 @@ bool Holds(pid_t pid, const std::vector<std::string>& targets) {
 }
 
 std::string Command(pid_t pid) {
-  std::string cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline", 4096);
+  std::string cmd = ReadProcFile("/proc/" + std::to_string(pid) + "/cmdline", 4096);
   while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
   for (char& c : cmd) {
     if (c == '\0') c = ' ';
@@ -180,7 +154,7 @@ std::string Command(pid_t pid) {
   if (cmd.size() > 512) cmd.resize(512);
   if (cmd.empty()) {
     // A zombie or kernel thread has no command line: its name, as ps shows it.
-    const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat", 4096);
+    const std::string stat = ReadProcFile("/proc/" + std::to_string(pid) + "/stat", 4096);
     size_t open_paren = stat.find('('), close_paren = stat.rfind(')');
     if (open_paren != std::string::npos && close_paren > open_paren) {
       cmd = "[" + stat.substr(open_paren + 1, close_paren - open_paren - 1) + "]";
@@ -202,7 +176,7 @@ std::string ChildJson(const Proc& p, std::string* line) {
   }
   *line = "child " + std::to_string(p.pid) + ": " + command;
   return "{\"kind\":\"child\",\"pid\":" + std::to_string(p.pid) + ",\"command\":" + JsonStringOrNull(command) +
-         ",\"state\":" + JsonStringOrNull(StateName(p.state)) + ",\"runningMs\":" + running + "}";
+         ",\"state\":" + JsonStringOrNull(ProcStateName(p.state)) + ",\"runningMs\":" + running + "}";
 }
 
 // The deepest descendant holding one of `targets` (the process that really
@@ -255,7 +229,7 @@ const char* TcpState(unsigned code) {
 std::string SocketJson(unsigned long long ino, std::string* line) {
   static const char* const kInet[] = {"tcp", "tcp6", "udp", "udp6"};
   for (const char* proto : kInet) {
-    const std::string table = ReadFile(std::string("/proc/net/") + proto, 1 << 22);
+    const std::string table = ReadProcFile(std::string("/proc/net/") + proto, 1 << 22);
     size_t pos = table.find('\n');  // past the header
     while (pos != std::string::npos && pos + 1 < table.size()) {
       size_t end = table.find('\n', pos + 1);
@@ -276,7 +250,7 @@ std::string SocketJson(unsigned long long ino, std::string* line) {
              JsonStringOrNull(proto[0] == 't' ? TcpState(st) : "") + "}";
     }
   }
-  const std::string table = ReadFile("/proc/net/unix", 1 << 22);
+  const std::string table = ReadProcFile("/proc/net/unix", 1 << 22);
   size_t pos = table.find('\n');
   while (pos != std::string::npos && pos + 1 < table.size()) {
     size_t end = table.find('\n', pos + 1);
@@ -297,7 +271,7 @@ std::string SocketJson(unsigned long long ino, std::string* line) {
 
 // The file system type of device major:minor, from /proc/self/mountinfo.
 std::string FsType(unsigned dev_major, unsigned dev_minor) {
-  const std::string info = ReadFile("/proc/self/mountinfo", 1 << 22);
+  const std::string info = ReadProcFile("/proc/self/mountinfo", 1 << 22);
   char want[32];
   snprintf(want, sizeof want, "%u:%u", dev_major, dev_minor);
   size_t pos = 0;
@@ -395,7 +369,7 @@ std::string WaitingForJson(int fd, const std::string& syscall, std::string* line
   }
   // An epoll set (execSync and spawnSync run a loop of their own): the most
   // telling of the descriptors it watches.
-  const std::string info = ReadFile("/proc/self/fdinfo/" + std::to_string(fd), 1 << 20);
+  const std::string info = ReadProcFile("/proc/self/fdinfo/" + std::to_string(fd), 1 << 20);
   Rank best = kNothing;
   size_t pos = 0;
   int looked = 0;

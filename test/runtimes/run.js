@@ -71,6 +71,9 @@ const RUNTIMES = {
     strategies: ['native'],
     musl: true,
     slow: 3, // emulation: waits are stretched, counts are not
+    // qemu-user runs the guest's system calls as the host's: /proc shows the
+    // host's (x86-64) call numbers, which the arm64 table names wrongly.
+    emulated: true,
   }),
 };
 
@@ -221,6 +224,70 @@ scenario('withholds beats while stuck, says why in the record, recovers', (rt, s
   assert.match(out.after.message, /answering again/);
   assert.ok(out.afterMtime > out.stuckEnd, 'no beat after recovery');
   assert.equal(out.stalled, false);
+});
+
+scenario('stuck outside JavaScript: execSync and pbkdf2Sync return right; the records name the child (waitingFor) and the machine frames (nativeStack)', (rt, strategy, dir) => {
+  const slow = rt.slow || 1;
+  const hc = path.join(dir, 'hc');
+  const out = runScript(rt, dir, 'outside', `${prelude(strategy, hc)}
+const { execSync, spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+// A copy of the record taken by a shell while this thread is stuck.
+const snapshot = (name, afterMs) => spawn('sh', ['-c', 'sleep ' + afterMs / 1000 + '; cat "$0" > "$0.' + name + '"', FILE], { stdio: 'ignore' });
+const derive = (rounds) => crypto.pbkdf2Sync('password', 'salt', rounds, 32, 'sha256').toString('hex');
+(async () => {
+  const p = pkg.start({ file: FILE, interval: 0.2, maxStall: ${0.5 * slow}, strategy: STRATEGY });
+  await sleep(${500 * slow});
+  snapshot('child', ${1500 * slow});
+  const slept = execSync('sleep ${2.5 * slow}; echo slept', { encoding: 'utf8' });
+  await sleep(${800 * slow});
+  const afterChild = p.status().lastStall;
+  // One call long enough to stay inside the crypto library for 2.5 s.
+  const t0 = performance.now();
+  derive(20000);
+  const rounds = Math.max(20000, Math.round((20000 * ${2500 * slow}) / (performance.now() - t0)));
+  await sleep(${500 * slow});
+  snapshot('key', ${1500 * slow});
+  const key = derive(rounds);
+  await sleep(${800 * slow});
+  const afterKey = p.status().lastStall;
+  p.stop();
+  const read = (name) => JSON.parse(fs.readFileSync(FILE + '.' + name, 'utf8'));
+  report({ slept, child: read('child'), afterChild, rounds, key, expected: crypto.pbkdf2Sync('password', 'salt', rounds, 32, 'sha256').toString('hex'), inKey: read('key'), afterKey });
+})();
+`, { flags: rt.deno ? ['--allow-run'] : [] });
+  const show = JSON.stringify(out);
+  // The interrupted calls give their right results.
+  assert.equal(out.slept, 'slept\n');
+  assert.equal(out.key, out.expected);
+  // The child: pid, command and state, in the record while stuck and in lastStall
+  // after (Deno hides /proc from JavaScript: the worker strategy cannot look).
+  assert.equal(out.child.state, 'stalled', show);
+  if (rt.deno && strategy === 'worker') {
+    assert.equal(out.child.waitingFor, null, show);
+  } else if (rt.emulated) {
+    console.log(`    waitingFor not checked under qemu-user: its /proc gives the host's system call numbers (read as ${out.child.thread.syscall})`);
+  } else {
+    assert.equal(out.child.waitingFor?.kind, 'child', show);
+    assert.match(out.child.waitingFor.command, /sleep/, show);
+    assert.equal(typeof out.child.waitingFor.pid, 'number', show);
+    assert.equal(out.afterChild?.waitingFor?.pid, out.child.waitingFor.pid, show);
+  }
+  assert.equal(out.inKey.state, 'stalled', show);
+  if (strategy === 'native') {
+    // No JavaScript stack here (no stack binary for these runtimes): the
+    // machine frames, innermost first, each with its module.
+    for (const rec of [out.child, out.inKey]) {
+      assert.ok(Array.isArray(rec.nativeStack) && rec.nativeStack.length >= 1, show);
+      assert.ok(rec.nativeStack.every((f) => typeof f.module === 'string' && f.module.length > 0), show);
+    }
+    assert.ok(Array.isArray(out.afterKey.nativeStack) && out.afterKey.nativeStack.length >= 1, show);
+    const top = (rec) => rec.nativeStack.slice(0, 2).map((f) => `${f.symbol ?? '?'} (${f.module})`).join(' < ');
+    console.log(`    innermost frames: in execSync ${top(out.child)}; in pbkdf2Sync ${top(out.inKey)}`);
+  } else {
+    assert.equal(out.inKey.nativeStack, null, show);
+    assert.match(out.inKey.nativeStackUnavailable, /"worker" strategy/, show);
+  }
 });
 
 scenario('stop(): a "stopped" record, and no beat after', (rt, strategy, dir) => {

@@ -3,7 +3,8 @@
 # not prebuilds/), each into its own folder at the package root:
 #   build-asan/celery_pulse.node      ASan + UBSan, -O1 -g
 #   build-tsan/celery_pulse.node      TSan, -O1 -g
-#   build-valgrind/celery_pulse.node  plain -O1 -g, for memcheck
+#   build-valgrind/celery_pulse.node  plain -O1 -g, for memcheck (PULSE_VALGRIND:
+#                                     native_stack.cc marks its raw stack copy defined)
 # Usage: test/sanitize/build.sh [asan|tsan|valgrind ...]   (default: all three)
 # run.sh and valgrind.sh load one through the package's loader.
 set -euo pipefail
@@ -43,7 +44,7 @@ for variant in "${variants[@]}"; do
   case "$variant" in
     asan) build asan -fsanitize=address,undefined -fno-sanitize-recover=all ;;
     tsan) build tsan -fsanitize=thread ;;
-    valgrind) build valgrind ;;
+    valgrind) build valgrind -DPULSE_VALGRIND ;;
     *) echo "unknown variant $variant" >&2; exit 2 ;;
   esac
 done

@@ -6,6 +6,8 @@
 // alone), and exits with a pulse still running. Timings are generous: under
 // valgrind everything runs many times slower and one thread at a time.
 const assert = require('node:assert/strict');
+const { execSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -98,6 +100,26 @@ async function main() {
   await waitFor(() => p.status().withheld > 0 && !p.status().stalled, 30000);
   await waitFor(() => JSON.parse(fs.readFileSync(file, 'utf8')).state === 'running', 30000);
   assert.deepEqual(p.status().lastStall.active.map((a) => a.label), ['scenario job']);
+
+  step('stuck outside JavaScript (nativeStack on): a child waited for, then keys derived');
+  // The stuck thread is interrupted in a system call and in OpenSSL's code:
+  // the capture's signal handler, the symbolizer over the raw stack copy and
+  // waitingFor all run under memcheck, and the interrupted calls still give
+  // their right results.
+  const recorded = () => JSON.stringify(p.status().lastStall);
+  let before = recorded();
+  assert.equal(execSync('sleep 4; echo slept', { encoding: 'utf8' }), 'slept\n');
+  await waitFor(() => !p.status().stalled && recorded() !== before, 30000);
+  console.log(`scenario: lastStall.waitingFor ${JSON.stringify(p.status().lastStall.waitingFor)}`);
+  before = recorded();
+  // 100,000 rounds: about 0.1 s on bare metal, seconds under memcheck, so
+  // the thread sits in OpenSSL when the stall is diagnosed.
+  const derive = () => crypto.pbkdf2Sync('password', 'salt', 100000, 32, 'sha256').toString('hex');
+  const key = '0394a2ede332c9a13eb82e9b24631604c31df978b4e2f0fbd2c549944f9d79a5';
+  const keyEnd = Date.now() + 4000;
+  while (Date.now() < keyEnd) assert.equal(derive(), key);
+  await waitFor(() => !p.status().stalled && recorded() !== before, 30000);
+  console.log(`scenario: lastStall.nativeStack ${JSON.stringify(p.status().lastStall.nativeStack)}`);
 
   step('stuck workers terminated while their stacks may be captured');
   await stuckWorkers(4);

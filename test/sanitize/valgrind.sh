@@ -22,10 +22,9 @@ rc=0
 addon_dir="$work/valgrind-addon"
 mkdir -p "$addon_dir/build/Release"
 cp build-valgrind/celery_pulse.node "$addon_dir/build/Release/"
-# nativeStack off: its symbolizer reads the stuck thread's raw stack words on
-# purpose, slots never written among them, which memcheck reports as
-# uninitialised (ASan and TSan run it, in test/outside-js.test.js).
-env -u PREBUILDS_ONLY CELERY_PULSE_TEST_NATIVE_PATH="$addon_dir" CELERY_PULSE_STRATEGY=native CELERY_PULSE_NATIVE_STACK=0 \
+# nativeStack on (the default): the build marks the raw stack words it copies
+# as defined (PULSE_VALGRIND in native_stack.cc), and nothing else.
+env -u PREBUILDS_ONLY CELERY_PULSE_TEST_NATIVE_PATH="$addon_dir" CELERY_PULSE_STRATEGY=native \
   valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
     --errors-for-leak-kinds=definite --fair-sched=yes --keep-debuginfo=yes \
     --num-callers=40 --xml=yes --xml-file="$xml" --log-file="$work/memcheck.log" \
