@@ -66,7 +66,10 @@ test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within the no-loa
   const requests = Number(/Requests\/sec:\s+([\d.]+)/.exec(report)?.[1]);
   t.diagnostic(`wrk: ${requests} requests/s on /metrics; largest beat gap ${loaded.largest.toFixed(2)} ms under load ` +
     `(${loaded.pairs} gaps), ${baseline.largest.toFixed(2)} ms without (${baseline.pairs} gaps)`);
-  assert.ok(requests > 100, report);
+  // That the load ran: the native endpoint answers thousands a second here;
+  // the worker strategy's niced JavaScript thread about 45 a second with two
+  // CPU hogs beside the suite.
+  assert.ok(requests > 20, report);
   assert.ok(loaded.pairs >= (seconds / interval) * 0.5, `only ${loaded.pairs} gaps seen`);
   // Within interval + 20 ms, or the no-load delay + 20 ms on a machine whose
   // other work already delays the thread (see the top of this file). The
