@@ -5,7 +5,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, sleep } = require('./helpers');
+const { PKG, STRATEGY, sleep } = require('./helpers');
 
 const EXAMPLES = path.join(PKG, 'examples');
 
@@ -22,7 +22,8 @@ function runScript(t, file, env = {}, args = []) {
   const script = path.basename(file);
   const child = spawn(process.execPath, [file, ...args], {
     cwd: PKG,
-    env: { ...process.env, ...env },
+    // The example runs the strategy under test, as a deployment would set it.
+    env: { ...process.env, CELERY_PULSE_STRATEGY: STRATEGY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
