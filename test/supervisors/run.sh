@@ -8,6 +8,7 @@
 #   test/supervisors/run.sh           skips, saying why, where no engine can start
 #   CI=true test/supervisors/run.sh   fails instead of skipping
 #   test/supervisors/run.sh test/supervisors/docker.test.js   one file
+#   SUPERVISORS_PREPARE_ONLY=1 test/supervisors/run.sh      build the caches only
 #
 # systemd's root file system (Debian bookworm, debootstrap) and PM2 are cached
 # under PULSE_TEST_CACHE (default /var/cache/celery-pulse-test), outside the
@@ -47,6 +48,12 @@ if ! [ -s "$SYSTEMD_ROOTFS" ]; then
   fi
   rm -rf "$dir" "$dir.log"
   [ -s "$SYSTEMD_ROOTFS" ] || { [ "${CI:-}" != true ] || exit 1; unset SYSTEMD_ROOTFS; }
+fi
+# SUPERVISORS_PREPARE_ONLY=1: the engine's packages and the cached root file
+# system only (.ci/run builds them beside other work), no engine, no tests.
+if [ -n "${SUPERVISORS_PREPARE_ONLY:-}" ]; then
+  echo "$SUITE: prepared (packages installed, ${SYSTEMD_ROOTFS:-no systemd root file system})"
+  exit 0
 fi
 
 TEST_PID=
