@@ -6,11 +6,10 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const { tmpDir, sleep } = require('./helpers');
 const { freePort } = require('./redis');
-const { runExample, check, probe, waitForProbe, readJson } = require('./workers');
+const { runExample, check, probe, waitForProbe, readJson, httpGet: get } = require('./workers');
 
 const MAX_AGE = 2;
 const PULSE_ENV = { CELERY_PULSE_HEARTBEAT_INTERVAL: '0.5', CELERY_PULSE_MAX_STALL: '1.5' };
@@ -26,16 +25,6 @@ async function startCluster(t, file, workers) {
     await sleep(50);
   }
   return { app, port };
-}
-
-function get(port, urlPath) {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
 }
 
 /** Sends a request that holds one worker's loop for `ms`; resolves with that worker's id. */

@@ -5,23 +5,12 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const { tmpDir, sleep } = require('./helpers');
 const { freePort } = require('./redis');
-const { runExample, probe, waitForProbe, readJson } = require('./workers');
+const { runExample, probe, waitForProbe, readJson, httpGet: get } = require('./workers');
 
 const MAX_AGE = 2;
-
-function get(port, urlPath) {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 test('thread pool: a stuck pool thread goes stale alone; the others and the main thread stay fresh', async (t) => {
   const dir = tmpDir(t);

@@ -4,6 +4,7 @@
 // orchestrator does.
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { PKG, STRATEGY, sleep } = require('./helpers');
 
@@ -102,7 +103,18 @@ function readJson(file) {
 /** Debian's Python with celery, not whatever python3 comes first on PATH. */
 const SYSTEM_PYTHON = '/usr/bin/python3';
 
-module.exports = { EXAMPLES, runExample, runScript, check, probe, waitForProbe, readJson, SYSTEM_PYTHON };
+/** GET http://127.0.0.1:<port><urlPath>: the body, as text. */
+function httpGet(port, urlPath) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+module.exports = { EXAMPLES, runExample, runScript, check, probe, waitForProbe, readJson, httpGet, SYSTEM_PYTHON };
 // Looked up only by the tests that need Python Celery: a python3 started by
 // every test file that loads these helpers would also run under the
 // sanitizers' preloaded runtime, which reports its leaks.

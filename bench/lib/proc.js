@@ -92,4 +92,38 @@ function tmpfsBase() {
   }
 }
 
-module.exports = { runChild, timeCommand, commandOutput, machine, tempDir, tmpfsBase };
+/**
+ * Reads the record at `file` every millisecond until `child` exits: each
+ * stall's first "stalled" record (its stack and nativeStack) and when it was seen.
+ */
+function watchStalls(child, file) {
+  return new Promise((resolve) => {
+    const seen = [];
+    let last = '';
+    const poll = setInterval(() => {
+      let text;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch {
+        return;
+      }
+      if (text === last) return;
+      last = text;
+      const at = Date.now();
+      try {
+        const r = JSON.parse(text);
+        if (r.state === 'stalled' && !seen.some((s) => s.stalledSince === r.stalledSince)) {
+          seen.push({ stalledSince: r.stalledSince, updatedAt: r.updatedAt, stack: r.stack, nativeStack: r.nativeStack, seenAt: at });
+        }
+      } catch {
+        // the record is renamed in whole: a partial read cannot happen
+      }
+    }, 1);
+    child.on('exit', () => {
+      clearInterval(poll);
+      resolve(seen);
+    });
+  });
+}
+
+module.exports = { runChild, timeCommand, commandOutput, machine, tempDir, tmpfsBase, watchStalls };

@@ -5,40 +5,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
-const { tempDir } = require('../lib/proc');
+const { tempDir, watchStalls } = require('../lib/proc');
 const { PKG } = require('../lib/contenders');
 const { median, percentile, verdict, fmtMs } = require('../lib/stats');
-
-/** Watches `file` every millisecond until the child ends: each stall's first record, and when it was seen. */
-function watchStalls(child, file) {
-  return new Promise((resolve) => {
-    const seen = [];
-    let last = '';
-    const poll = setInterval(() => {
-      let text;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch {
-        return;
-      }
-      if (text === last) return;
-      last = text;
-      const at = Date.now();
-      try {
-        const r = JSON.parse(text);
-        if (r.state === 'stalled' && !seen.some((s) => s.stalledSince === r.stalledSince)) {
-          seen.push({ stalledSince: r.stalledSince, updatedAt: r.updatedAt, stack: r.stack, seenAt: at });
-        }
-      } catch {
-        // a partial read cannot happen (the record is renamed in); ignore noise
-      }
-    }, 1);
-    child.on('exit', () => {
-      clearInterval(poll);
-      resolve(seen);
-    });
-  });
-}
 
 async function diagnosis(ctx) {
   const rounds = ctx.quick ? 4 : 12;

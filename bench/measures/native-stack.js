@@ -5,42 +5,11 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
-const { tempDir } = require('../lib/proc');
+const { tempDir, watchStalls } = require('../lib/proc');
 const { PKG } = require('../lib/contenders');
 const { median, percentile, verdict, fmtMs } = require('../lib/stats');
 
 const CHILD = path.join(__dirname, '..', 'child', 'native-stack.js');
-
-/** Every 1 ms until the child ends: each stall's first record with native frames, and when it was seen. */
-function watchStalls(child, file) {
-  return new Promise((resolve) => {
-    const seen = [];
-    let last = '';
-    const poll = setInterval(() => {
-      let text;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch {
-        return;
-      }
-      if (text === last) return;
-      last = text;
-      const at = Date.now();
-      try {
-        const r = JSON.parse(text);
-        if (r.state === 'stalled' && !seen.some((s) => s.stalledSince === r.stalledSince)) {
-          seen.push({ stalledSince: r.stalledSince, updatedAt: r.updatedAt, nativeStack: r.nativeStack, seenAt: at });
-        }
-      } catch {
-        // renamed in whole: a partial read cannot happen
-      }
-    }, 1);
-    child.on('exit', () => {
-      clearInterval(poll);
-      resolve(seen);
-    });
-  });
-}
 
 async function nativeStack(ctx) {
   if (!ctx.contenders(['native']).includes('native')) return { rows: [], data: {} };

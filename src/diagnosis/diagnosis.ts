@@ -2,6 +2,7 @@
 // strategies use, the worker strategy's kernel view of the stuck thread (the
 // twin of native/diagnose.cc), and the `previous` record kept across restarts.
 import * as fs from 'node:fs';
+import { PROC_STATES, readProc } from './proc';
 import * as path from 'node:path';
 import { pulseError, show } from '../contract/errors';
 import { userFrames, type ActiveLabel, type PreviousRun, type StackFrame, type ThreadView } from './stall-text';
@@ -63,26 +64,6 @@ export function checkLabel(label: unknown): string {
   return /[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
-const STATES: Record<string, string> = {
-  R: 'running',
-  S: 'sleeping',
-  D: 'disk-sleep',
-  T: 'stopped',
-  t: 'tracing-stop',
-  Z: 'zombie',
-  X: 'dead',
-  I: 'idle',
-  P: 'parked',
-};
-
-function readProc(file: string): string {
-  try {
-    return fs.readFileSync(file, 'latin1');
-  } catch {
-    return '';
-  }
-}
-
 /** The thread of this process that runs the caller: its tid, from /proc/thread-self. */
 export function currentTid(): number {
   try {
@@ -110,7 +91,7 @@ export function readThreadView(tid: number, names: readonly string[], fdFirst: R
   const stat = readProc(`${dir}stat`);
   const close = stat.lastIndexOf(')');
   const view: ThreadView = {
-    state: close > 0 ? (STATES[stat[close + 2]] ?? null) : null,
+    state: close > 0 ? (PROC_STATES[stat[close + 2]] ?? null) : null,
     cpuPercent: null,
     syscall: null,
     wchan: null,

@@ -2,31 +2,13 @@
 // Follows the stuck thread's descriptor through /proc to a child process, a
 // socket, a pipe or FIFO, or a file. Whatever cannot be read is left unknown.
 import * as fs from 'node:fs';
+import { PROC_STATES, readProc } from './proc';
 import type { WaitingFor } from './stall-text';
 
 /** Processes looked at when searching this process's descendants, at most. */
 const MAX_PROCS = 8192;
 /** Descriptors of one process looked at, at most. */
 const MAX_FDS = 4096;
-
-const STATES: Record<string, string> = {
-  R: 'running',
-  S: 'sleeping',
-  D: 'disk-sleep',
-  T: 'stopped',
-  t: 'tracing-stop',
-  Z: 'zombie',
-  X: 'dead',
-  I: 'idle',
-};
-
-function read(file: string): string {
-  try {
-    return fs.readFileSync(file, 'latin1');
-  } catch {
-    return '';
-  }
-}
 
 function link(file: string): string {
   try {
@@ -45,7 +27,7 @@ interface Proc {
 }
 
 function stat(pid: number): Proc | null {
-  const text = read(`/proc/${pid}/stat`);
+  const text = readProc(`/proc/${pid}/stat`);
   const close = text.lastIndexOf(')');
   if (close < 0) return null;
   const fields = text.slice(close + 2).split(' ');
@@ -88,9 +70,9 @@ function holds(pid: number, targets: readonly string[]): boolean {
 }
 
 function command(pid: number): string {
-  let cmd = read(`/proc/${pid}/cmdline`).replace(/\0+$/, '').replace(/\0/g, ' ').slice(0, 512);
+  let cmd = readProc(`/proc/${pid}/cmdline`).replace(/\0+$/, '').replace(/\0/g, ' ').slice(0, 512);
   if (!cmd) {
-    const text = read(`/proc/${pid}/stat`);
+    const text = readProc(`/proc/${pid}/stat`);
     const open = text.indexOf('(');
     const close = text.lastIndexOf(')');
     if (open >= 0 && close > open) cmd = `[${text.slice(open + 1, close)}]`;
@@ -103,10 +85,10 @@ const CLOCK_TICKS = 100;
 
 function child(p: Proc): { json: WaitingFor; line: string } {
   const cmd = command(p.pid);
-  const uptime = Number(read('/proc/uptime').split(' ')[0]);
+  const uptime = Number(readProc('/proc/uptime').split(' ')[0]);
   const runningMs = Number.isFinite(uptime) ? Math.max(0, Math.round(uptime * 1000 - (p.startTicks * 1000) / CLOCK_TICKS)) : null;
   return {
-    json: { kind: 'child', pid: p.pid, command: cmd || null, state: STATES[p.state] ?? null, runningMs },
+    json: { kind: 'child', pid: p.pid, command: cmd || null, state: PROC_STATES[p.state] ?? null, runningMs },
     line: `child ${p.pid}: ${cmd}`,
   };
 }
@@ -127,7 +109,7 @@ const TCP_STATES = ['', 'established', 'syn-sent', 'syn-recv', 'fin-wait1', 'fin
 
 function socket(inode: number): { json: WaitingFor; line: string } | null {
   for (const proto of ['tcp', 'tcp6', 'udp', 'udp6']) {
-    for (const row of read(`/proc/net/${proto}`).split('\n').slice(1)) {
+    for (const row of readProc(`/proc/net/${proto}`).split('\n').slice(1)) {
       const f = row.trim().split(/\s+/);
       if (f.length < 10 || Number(f[9]) !== inode) continue;
       const kind = proto.startsWith('tcp') ? 'tcp' : 'udp';
@@ -141,7 +123,7 @@ function socket(inode: number): { json: WaitingFor; line: string } | null {
       };
     }
   }
-  for (const row of read('/proc/net/unix').split('\n').slice(1)) {
+  for (const row of readProc('/proc/net/unix').split('\n').slice(1)) {
     const f = row.trim().split(/\s+/);
     if (f.length < 7 || Number(f[6]) !== inode) continue;
     const p = f.slice(7).join(' ');
@@ -155,7 +137,7 @@ function fsType(dev: number): string | null {
   const major = ((dev >>> 8) & 0xfff) | Math.floor(dev / 2 ** 32) & ~0xfff;
   const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff);
   const want = `${major}:${minor}`;
-  for (const row of read('/proc/self/mountinfo').split('\n')) {
+  for (const row of readProc('/proc/self/mountinfo').split('\n')) {
     const f = row.split(' ');
     if (f[2] !== want) continue;
     const dash = f.indexOf('-');
@@ -228,7 +210,7 @@ export function waitingFor(fd: number | null, syscall: string | null): { json: W
   // An epoll set (execSync and spawnSync run a loop of their own): the most
   // telling of the descriptors it watches.
   let best: Found | null = null;
-  const watched = [...read(`/proc/self/fdinfo/${fd}`).matchAll(/^tfd:\s*(\d+)/gm)].slice(0, 64);
+  const watched = [...readProc(`/proc/self/fdinfo/${fd}`).matchAll(/^tfd:\s*(\d+)/gm)].slice(0, 64);
   for (const m of watched) {
     const found = resolve(Number(m[1]), procs);
     if (found && (best === null || found.rank > best.rank)) best = found;

@@ -134,3 +134,22 @@ engine_start() {
   echo "$SUITE: dockerd $(d version --format '{{.Server.Version}}') up as pid $DOCKERD_PID (${SECONDS}s)"
 }
 
+# engine_run_tests <seconds needed> <node --test arguments...>: starts the
+# engine (stopped again at exit, or at INT/TERM, which end the tests at once),
+# compiles dist/ (images get `npm pack` output: dist/ as the sources say now),
+# and runs the tests within what is left of STEP_DEADLINE.
+engine_run_tests() {
+  local need=$1 left
+  shift
+  TEST_PID=
+  trap engine_cleanup EXIT
+  # A foreground child would defer the trap: the tests run in the background.
+  trap '[ -z "$TEST_PID" ] || kill -TERM "$TEST_PID" 2>/dev/null; exit 130' INT TERM
+  engine_start
+  timeout 120 npm run --silent compile
+  left=$((STEP_DEADLINE - SECONDS - 20))
+  [ "$left" -gt "$need" ] || { echo "$SUITE: no time left for the tests (${SECONDS}s used)" >&2; exit 1; }
+  timeout -k 5 "$left" node --test "$@" &
+  TEST_PID=$!
+  wait "$TEST_PID"
+}

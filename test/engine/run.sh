@@ -21,17 +21,4 @@ engine_checks
 engine_install
 export ENGINE_OUT="${ENGINE_OUT:-/tmp/pulse-engine-logs}"
 mkdir -p "$ENGINE_OUT"
-TEST_PID=
-trap engine_cleanup EXIT
-# A signal ends the test run at once (a foreground child would defer the trap).
-trap '[ -z "$TEST_PID" ] || kill -TERM "$TEST_PID" 2>/dev/null; exit 130' INT TERM
-engine_start
-
-# The image gets `npm pack` output: dist/ as the sources say now.
-timeout 120 npm run --silent compile
-
-left=$((STEP_DEADLINE - SECONDS - 20))
-[ "$left" -gt 30 ] || { echo "engine test: no time left for the test (${SECONDS}s used)" >&2; exit 1; }
-timeout -k 5 "$left" node --test --test-reporter=spec test/engine/engine.test.js &
-TEST_PID=$!
-wait "$TEST_PID"
+engine_run_tests 30 --test-reporter=spec test/engine/engine.test.js

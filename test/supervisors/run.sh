@@ -56,18 +56,6 @@ if [ -n "${SUPERVISORS_PREPARE_ONLY:-}" ]; then
   exit 0
 fi
 
-TEST_PID=
-trap engine_cleanup EXIT
-# A signal ends the test run at once (a foreground child would defer the trap).
-trap '[ -z "$TEST_PID" ] || kill -TERM "$TEST_PID" 2>/dev/null; exit 130' INT TERM
-engine_start
-
-timeout 120 npm run --silent compile
-
-left=$((STEP_DEADLINE - SECONDS - 20))
-[ "$left" -gt 60 ] || { echo "$SUITE: no time left for the tests (${SECONDS}s used)" >&2; exit 1; }
 # The three files at once: each mostly waits for its supervisor.
 [ "$#" -gt 0 ] || set -- test/supervisors/*.test.js
-timeout -k 5 "$left" node --test --test-concurrency=3 --test-reporter=spec "$@" &
-TEST_PID=$!
-wait "$TEST_PID"
+engine_run_tests 60 --test-concurrency=3 --test-reporter=spec "$@"
