@@ -217,6 +217,12 @@ test('500 connections that never finish a request, then a fresh /livez: answered
   t.after(() => w.stop());
   const address = w.address;
   const [host, port] = [address.split(':')[0], Number(address.split(':')[1])];
+  // How fast a fresh /livez is before the flood (after 5 to warm up):
+  // whether this host is quiet.
+  const before = [];
+  for (let i = 0; i < 25; i++) before.push((await kubeletProbe(address, '/livez')).ms);
+  before.splice(0, 5);
+  const quiet = Math.max(...before) < 5;
   const idle = [];
   t.after(() => { for (const socket of idle) socket.destroy(); });
   await Promise.all(Array.from({ length: 500 }, () => new Promise((resolve) => {
@@ -238,14 +244,17 @@ test('500 connections that never finish a request, then a fresh /livez: answered
   times.sort((a, b) => a - b);
   const p99 = times[times.length - 1];
   t.diagnostic(`each, in order: ${inOrder} ms`);
-  t.diagnostic(`fresh /livez after 500 idle connections: p50 ${times[9].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
-  // The native strategy is held to the 100 ms. The worker strategy's
-  // JavaScript server spends 0.3 to 0.7 ms of its (niced) thread on each
-  // connection it accepts and evicts, so the 500 in the backlog delay its
-  // first answer: 240 ms seen in a CI rehearsal, 180 and 366 ms with two CPU
-  // hogs beside the suite. Its bound is a generous guard against a server
-  // that stops draining its backlog, not a latency target.
-  assert.ok(p99 < (STRATEGY === 'native' ? 100 : 1000), `p99 ${p99} ms`);
+  t.diagnostic(`fresh /livez after 500 idle connections: p50 ${times[9].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms ` +
+    `(before them: at most ${Math.max(...before).toFixed(1)} ms, so the host is ${quiet ? 'quiet' : 'busy'})`);
+  // 100 ms: the native strategy always (20 to 28 ms on a quiet 2-core host,
+  // 50 ms with two CPU hogs beside the suite), the worker strategy on a quiet
+  // host (40 to 43 ms). Its JavaScript server spends 0.3 to 0.7 ms of its
+  // niced thread on each connection it accepts and evicts, so on a busy host
+  // the 500 in the backlog delay its first answer (180 and 366 ms seen with
+  // two CPU hogs): there the bound is a guard against a server that stops
+  // draining its backlog.
+  const bound = STRATEGY === 'native' || quiet ? 100 : 1000;
+  assert.ok(p99 < bound, `p99 ${p99} ms (bound ${bound} ms)`);
 });
 
 test('a stuck loop: /livez 503 naming the frame, /metrics stalled with the frame and the stall seconds growing; then recovered', async (t) => {
