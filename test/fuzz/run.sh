@@ -13,7 +13,7 @@ flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 for target in request escape; do
   case "$target" in
     request) sources=(native/http_request.cc native/livez.cc native/json_value.cc) ;;
-    escape) sources=(native/metrics.cc native/json_value.cc) ;;
+    escape) sources=(native/metrics.cc native/json_value.cc native/diagnose.cc) ;;
   esac
   "$CXX" "${flags[@]}" -o "$out/fuzz_$target" "test/fuzz/fuzz_$target.cc" "${sources[@]}"
   mkdir -p "$out/$target"
