@@ -105,7 +105,10 @@ for (const kind of ['path', 'abstract']) {
     const said = statuses(messages);
     assert.match(said[0], /^STATUS=running: beating /);
     const stalled = said.find((s) => s.startsWith('STATUS=stalled'));
-    assert.match(stalled, /^STATUS=stalled since \S+, loop silent for \d+\.\d s; at stuckForAWhile \(/);
+    // The frame is the busy loop's, or, on a host too loaded for the
+    // heartbeat thread to get its answer in time, the first one the stack
+    // request met as the loop came back (mark('free')).
+    assert.match(stalled, /^STATUS=stalled since \S+, loop silent for \d+\.\d s; at (stuckForAWhile|mark) \(/);
     assert.ok(said.some((s) => /^STATUS=running: event loop answering again since /.test(s)), said.join('\n'));
     assert.match(said.at(-1), /^STATUS=stopped: /);
     assert.equal(said.length, 4, `one line per change of state:\n${said.join('\n')}`);
