@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -278,6 +279,7 @@ bool Server::OnWritable(Conn* conn, int64_t now) {
 }
 
 void Server::Run() {
+  prctl(PR_SET_NAME, "pulse-endpoint");  // this thread, for `top -H` and `ps -L`
   // This thread only (Linux's nice is per thread): a flood of requests
   // yields the CPU to the heartbeat thread and the loop, never the reverse.
   const id_t tid = static_cast<id_t>(syscall(SYS_gettid));

@@ -1,11 +1,15 @@
 'use strict';
 // Load on the endpoint never delays a beat: wrk -c 64 -d 30s on /metrics
-// while a 50 ms pulse beats; the largest gap between beats stays within a
-// bound (the beats' own times: the file's mtimes). The issue asked for
-// interval + 5 ms; on a 2-core host the heartbeat thread sometimes waits for a
-// CPU behind wrk, the endpoint thread and the test itself (64.6 ms seen once
-// in a CI run, 50 to 73 ms with no load at all), so the bound here is the
-// no-load gap + 20 ms, and the gaps are printed for the record.
+// while a 50 ms pulse beats; the largest gap between beats (the beats' own
+// times: the file's mtimes) stays within interval + 5 ms with the native
+// strategy. Its heartbeat thread asks the scheduler for a short slice, so on
+// waking it does not wait behind a busy thread's whole slice (52.5 ms at most
+// in 9 runs here; 54 ms before the short slice). The worker strategy's beat is
+// a JavaScript thread, which cannot ask for that: interval + 10 ms (52.5 to
+// 55.5 ms seen). Those bounds hold on a quiet host: the gaps are first taken
+// without load, and on a host whose other work already delays the thread
+// (the suite beside two CPU hogs) the bound is that delay + 20 ms (25 ms for
+// the worker strategy). The gaps are printed for the record.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
@@ -17,7 +21,7 @@ const { startBlockable, which } = require('./endpoint-helpers');
 const WRK = which('wrk');
 const SKIP = WRK ? false : 'wrk is not installed (apt-get install wrk; .ci/run installs it)';
 
-test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within the no-load gap + 20 ms', { skip: SKIP, timeout: 120000 }, async (t) => {
+test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within interval + 5 ms (native; + 10 ms worker)', { skip: SKIP, timeout: 120000 }, async (t) => {
   const dir = tmpDir(t);
   const file = path.join(dir, 'health');
   const interval = 0.05;
@@ -71,11 +75,51 @@ test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within the no-loa
   // CPU hogs beside the suite.
   assert.ok(requests > 20, report);
   assert.ok(loaded.pairs >= (seconds / interval) * 0.5, `only ${loaded.pairs} gaps seen`);
-  // Within interval + 20 ms, or the no-load delay + 20 ms on a machine whose
-  // other work already delays the thread (see the top of this file). The
-  // worker strategy's heartbeat is a JavaScript thread with ms-resolution
-  // times and its own garbage collection: 25 ms there.
-  const margin = STRATEGY === 'native' ? 20 : 25;
-  const bound = interval * 1000 + margin + Math.max(0, baseline.largest - interval * 1000);
+  // Quiet: no gap without load was more than 3 ms late.
+  const quiet = baseline.largest <= interval * 1000 + 3;
+  const bound = quiet
+    ? interval * 1000 + (STRATEGY === 'native' ? 5 : 10)
+    : baseline.largest + (STRATEGY === 'native' ? 20 : 25);
+  t.diagnostic(`${quiet ? 'quiet' : 'busy'} host: bound ${bound.toFixed(2)} ms`);
   assert.ok(loaded.largest <= bound, `largest beat gap ${loaded.largest} ms under load, ${baseline.largest} ms without (bound ${bound} ms)`);
+});
+
+// What the bound above rests on, read from /proc: the addon's two threads
+// are named, the heartbeat thread keeps the process's nice and asks for a
+// 0.1 ms slice (honoured from Linux 6.12), the endpoint thread runs 5 nice
+// levels lower.
+test('the threads: pulse-beat with a 0.1 ms slice, pulse-endpoint at nice + 5', {
+  skip: STRATEGY === 'native' ? false : 'the worker strategy runs JavaScript threads, which cannot ask for either',
+  timeout: 30000,
+}, async (t) => {
+  const dir = tmpDir(t);
+  const w = await startBlockable(t, path.join(dir, 'health'), { interval: 0.05 });
+  t.after(() => w.stop());
+  const taskDir = `/proc/${w.child.pid}/task`;
+  const threads = fs.readdirSync(taskDir).map((tid) => {
+    const read = (name) => fs.readFileSync(`${taskDir}/${tid}/${name}`, 'utf8');
+    const stat = read('stat');
+    const slice = /^se\.slice\s*:\s*(\d+)/m.exec(read('sched'));
+    return {
+      tid: Number(tid),
+      name: read('comm').trim(),
+      nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]),
+      slice: slice ? Number(slice[1]) : null,
+    };
+  });
+  const main = threads.find((th) => th.tid === w.child.pid);
+  const beat = threads.filter((th) => th.name === 'pulse-beat');
+  const endpoint = threads.filter((th) => th.name === 'pulse-endpoint');
+  t.diagnostic(JSON.stringify({ main, beat, endpoint }));
+  assert.equal(beat.length, 1, JSON.stringify(threads));
+  assert.equal(endpoint.length, 1, JSON.stringify(threads));
+  assert.equal(beat[0].nice, main.nice);
+  assert.equal(endpoint[0].nice, Math.min(19, main.nice + 5));
+  const [major, minor] = require('node:os').release().split('.').map(Number);
+  if (major > 6 || (major === 6 && minor >= 12)) {
+    assert.equal(beat[0].slice, 100000);
+    assert.ok(main.slice > 100000, `the main thread's slice ${main.slice} ns is the default`);
+  } else {
+    t.diagnostic(`Linux ${require('node:os').release()} has no per-thread slice: the beat keeps the default`);
+  }
 });

@@ -12,6 +12,7 @@ import { iso, jsonEscape, record, seconds, type RecordState } from '../contract/
 import * as S from './worker-state';
 import { exitProcess } from './exit-process';
 import { EXIT_ON_STALL_STATUS } from '../contract/options';
+import { exactWallMs } from './clock';
 
 // The pulse this thread serves now (see begin() at the end).
 const boot = workerData as S.ThreadBoot;
@@ -253,7 +254,8 @@ function ownerLives(silentNs: bigint): boolean {
 
 /** One deadline; false when the owner is gone and the thread must end. */
 function tick(nowNs: bigint): boolean {
-  const wall = Date.now();
+  const beatAt = exactWallMs(); // the mtime a beat sets
+  const wall = Math.floor(beatAt); // the record's times and the counters: ms
   drainOwner();
   const answered = Atomics.load(i64, S.ANSWER_NS);
   // A terminated owner: no beat, and the record keeps its last state, as
@@ -342,7 +344,7 @@ function tick(nowNs: bigint): boolean {
               : recordSays === 'unhealthy'
                 ? `health check passing again since ${iso(wall)}`
                 : 'running';
-      result = writeRecord(config.file, config.tmp, makeRecord('running', message, wall, wall, expectFields), wall);
+      result = writeRecord(config.file, config.tmp, makeRecord('running', message, wall, wall, expectFields), beatAt);
       beaten = result.err === 0;
       recordStale = !beaten;
       if (beaten) {
@@ -353,10 +355,10 @@ function tick(nowNs: bigint): boolean {
       }
     }
     if (!beaten && !missing) {
-      result = touch(config.file, wall);
+      result = touch(config.file, beatAt);
       if (result.err === ENOENT) {
         // Deleted between the look and the touch.
-        result = writeRecord(config.file, config.tmp, makeRecord('running', 're-created after deletion', wall, wall), wall);
+        result = writeRecord(config.file, config.tmp, makeRecord('running', 're-created after deletion', wall, wall), beatAt);
       }
     }
   }

@@ -11,6 +11,7 @@ import { HealthCheckRunner } from '../contract/health';
 import { FILE_OPS } from '../native/loader';
 import { checkExpectStall, pingIntervalMs, type ResolvedOptions } from '../contract/options';
 import * as pulseFile from './pulse-file';
+import { exactWallMs } from './clock';
 import { runTracked, staticRecordFields, trackPulse, untrackPulse, type Pulse } from '../contract/pulse';
 import { iso, record } from '../contract/record';
 import { describeFileFault, parseDiagnosis, type PulseLastError, type PulseStatus, identityFields } from '../contract/status';
@@ -186,10 +187,11 @@ export class WorkerPulse implements Pulse {
         result = pulseFile.inspectTarget(file);
         const startNs = process.hrtime.bigint();
         Atomics.store(this.#i64, S.ANSWER_NS, startNs);
-        const wall = Date.now();
+        const startedAt = exactWallMs(); // the first beat's mtime
+        const wall = Math.floor(startedAt);
         if (result.err === 0) {
           const content = record('running', 'started', wall, wall, 0, this.#staticFields);
-          result = pulseFile.writeRecord(file, this.#tmp, content, wall);
+          result = pulseFile.writeRecord(file, this.#tmp, content, startedAt);
         }
         if (result.err !== 0) throw fileError(file, result);
         Atomics.store(this.#i64, S.BEATS, 1n);

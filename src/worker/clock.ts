@@ -1,0 +1,48 @@
+// The beats' wall-clock times, finer than Date.now(), for the worker strategy.
+//
+// Date.now() is whole milliseconds: used as the mtime, it would put up to 1 ms
+// of rounding into every gap between beats (the addon's times are in
+// nanoseconds). Here the wall clock is the monotonic clock plus an offset.
+// Each sample of that offset reads Date.now() first and performance.now()
+// after it, so it is never above the true offset, however the thread is
+// interrupted in between; the largest seen is kept. The first is read as
+// Date.now() turns to its next millisecond (a wait of at most a few ms, once
+// per thread and again after the wall clock steps back), so it starts within
+// microseconds of the truth. The result is never earlier than Date.now().
+// Each thread keeps its own offset.
+
+let wallOffsetMs = Number.NaN;
+
+// The tick of Date.now() is taken when the reads around it are this close.
+const TIGHT_MS = 0.05;
+const TRIES = 3;
+
+function calibrate(): number {
+  let best = Number.NEGATIVE_INFINITY;
+  let ms = Date.now();
+  let mono = performance.now();
+  for (let tries = 0; tries < TRIES; tries++) {
+    const from = ms;
+    let before: number;
+    do {
+      before = mono;
+      ms = Date.now();
+      mono = performance.now();
+    } while (ms === from);
+    best = Math.max(best, ms - mono);
+    if (mono - before < TIGHT_MS) break;
+  }
+  return best;
+}
+
+export function exactWallMs(): number {
+  const ms = Date.now();
+  const mono = performance.now();
+  const sample = ms - mono;
+  if (!(sample >= wallOffsetMs - 1)) {
+    wallOffsetMs = calibrate();
+  } else if (sample > wallOffsetMs) {
+    wallOffsetMs = sample;
+  }
+  return Math.max(ms, mono + wallOffsetMs);
+}
