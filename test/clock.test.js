@@ -87,7 +87,9 @@ test('the worker strategy beats with sub-millisecond mtimes, never before the re
     await new Promise((r) => setTimeout(r, 5));
   }
   assert.ok(mtimes.size >= 20, `only ${mtimes.size} beats seen`);
-  // A whole millisecond by chance is one in a thousand per beat.
+  // Date.now() alone would make every one a whole millisecond. A beat whose
+  // offset sample rose (the wall clock moved ahead) is stamped with Date.now()
+  // as it is; the rest have their fraction.
   const whole = [...mtimes].filter((ns) => ns % 1000000n === 0n);
-  assert.ok(whole.length <= 2, `${whole.length} of ${mtimes.size} mtimes are whole milliseconds`);
+  assert.ok(whole.length <= mtimes.size / 2, `${whole.length} of ${mtimes.size} mtimes are whole milliseconds`);
 });

@@ -178,6 +178,29 @@ function checkAsync(file, maxAge) {
   });
 }
 
+// All CPUs' time since boot from /proc/stat: busy and total, in ticks
+// (user, nice, system, idle, iowait, irq, softirq, steal; guest time is
+// already counted in user).
+function cpuTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+/**
+ * Starts measuring how busy the host's CPUs are; the function returned gives
+ * the busy share (0 to 1) since. Whether the host is quiet enough for a
+ * bound that only a quiet host can promise: other processes keeping the
+ * cores busy show here even when a few probes happen to be fast.
+ */
+function hostLoad() {
+  const from = cpuTicks();
+  return () => {
+    const to = cpuTicks();
+    return to.total > from.total ? (to.busy - from.busy) / (to.total - from.total) : 0;
+  };
+}
+
 /** Which tool is on PATH, or null. */
 function which(tool) {
   const result = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
@@ -196,4 +219,4 @@ function freePort() {
   });
 }
 
-module.exports = { kubeletProbe, fetchText, rawExchange, splitAddress, startBlockable, checkAsync, which, freePort };
+module.exports = { kubeletProbe, fetchText, rawExchange, splitAddress, startBlockable, checkAsync, which, freePort, hostLoad };

@@ -16,7 +16,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { STRATEGY, tmpDir } = require('./helpers');
-const { startBlockable, which } = require('./endpoint-helpers');
+const { startBlockable, which, hostLoad } = require('./endpoint-helpers');
 
 const WRK = which('wrk');
 const SKIP = WRK ? false : 'wrk is not installed (apt-get install wrk; .ci/run installs it)';
@@ -54,9 +54,11 @@ test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within interval +
     };
   };
   // First without load: what this machine's scheduler gives the thread anyway.
+  const load = hostLoad();
   const stopBaseline = watch();
   await new Promise((r) => setTimeout(r, (seconds / 3) * 1000));
   const baseline = stopBaseline();
+  const busyShare = load();
   // The load runs on one thread at the lowest priority, as a scraper
   // elsewhere would not share this host's two cores.
   const wrk = spawn('nice', ['-n', '19', WRK, '-t1', '-c64', `-d${seconds}s`, `http://${w.address}/metrics`], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -75,12 +77,13 @@ test('wrk -c 64 -d 30s on /metrics: the largest beat gap stays within interval +
   // CPU hogs beside the suite.
   assert.ok(requests > 20, report);
   assert.ok(loaded.pairs >= (seconds / interval) * 0.5, `only ${loaded.pairs} gaps seen`);
-  // Quiet: no gap without load was more than 3 ms late.
-  const quiet = baseline.largest <= interval * 1000 + 3;
+  // Quiet: no gap without load was more than 3 ms late, and the CPUs were
+  // mostly idle meanwhile (the test's own poller and the pulse use little).
+  const quiet = baseline.largest <= interval * 1000 + 3 && busyShare < 0.5;
   const bound = quiet
     ? interval * 1000 + (STRATEGY === 'native' ? 5 : 10)
     : baseline.largest + (STRATEGY === 'native' ? 20 : 25);
-  t.diagnostic(`${quiet ? 'quiet' : 'busy'} host: bound ${bound.toFixed(2)} ms`);
+  t.diagnostic(`${quiet ? 'quiet' : 'busy'} host (CPUs ${(busyShare * 100).toFixed(0)} % busy without load): bound ${bound.toFixed(2)} ms`);
   assert.ok(loaded.largest <= bound, `largest beat gap ${loaded.largest} ms under load, ${baseline.largest} ms without (bound ${bound} ms)`);
 });
 

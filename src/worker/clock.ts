@@ -44,5 +44,6 @@ export function exactWallMs(): number {
   } else if (sample > wallOffsetMs) {
     wallOffsetMs = sample;
   }
-  return Math.max(ms, mono + wallOffsetMs);
+  // In whole microseconds, as file times are set (src/worker/pulse-file.ts).
+  return Math.round(Math.max(ms, mono + wallOffsetMs) * 1000) / 1000;
 }

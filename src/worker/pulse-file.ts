@@ -81,6 +81,17 @@ export function mtimeMs(file: string): number {
  * file's own mtime when newer (other processes beat a shared file: a record
  * written here must not make their beats look old).
  */
+/**
+ * Node takes file times as seconds in a double, and libuv cuts them to whole
+ * microseconds by truncation, so a time read back and set again would creep
+ * down a microsecond at a time. Half a microsecond is added to the exact one:
+ * the time set is the microsecond nearest `ms`, and setting a time read from
+ * the file sets it again unchanged.
+ */
+function utimeSeconds(ms: number): number {
+  return (Math.round(ms * 1000) + 0.5) / 1e6;
+}
+
 export function keptMtimeMs(file: string, lastBeatMs: number): number {
   const current = mtimeMs(file);
   return current > lastBeatMs ? current : lastBeatMs;
@@ -106,7 +117,7 @@ export function writeRecord(file: string, tmp: string, content: string, mtimeMs:
   try {
     const bytes = Buffer.from(content);
     for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done);
-    const seconds = mtimeMs / 1000;
+    const seconds = utimeSeconds(mtimeMs);
     fs.futimesSync(fd, seconds, seconds);
   } catch (error) {
     result = fail(error, 'write');
@@ -147,7 +158,7 @@ function openTmp(tmp: string): number {
 
 /** The beat: sets the times of whatever is at `file` to `wallMs` without following a link. */
 export function touch(file: string, wallMs: number): FileResult {
-  const seconds = wallMs / 1000;
+  const seconds = utimeSeconds(wallMs);
   try {
     fs.lutimesSync(file, seconds, seconds);
   } catch (error) {
