@@ -17,12 +17,12 @@ const CLOCK = require.resolve('../dist/worker/clock.js');
 function simulated(t, offset) {
   const clock = { mono: 5000.0004, offset };
   const realNow = Date.now;
-  const realPerf = performance.now;
+  const realHrtime = process.hrtime.bigint;
   Date.now = () => Math.floor((clock.mono += 0.001) + clock.offset);
-  performance.now = () => (clock.mono += 0.001);
+  process.hrtime.bigint = () => BigInt(Math.round((clock.mono += 0.001) * 1e6));
   t.after(() => {
     Date.now = realNow;
-    performance.now = realPerf;
+    process.hrtime.bigint = realHrtime;
   });
   delete require.cache[CLOCK];
   const { exactWallMs } = require(CLOCK);
