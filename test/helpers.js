@@ -9,6 +9,8 @@ const path = require('node:path');
 
 const PKG = path.join(__dirname, '..');
 const STRATEGY = process.env.PULSE_TEST_STRATEGY || 'native';
+// Running under ASan or TSan (npm run test:sanitize preloads their runtime).
+const SANITIZED = /lib[at]san/.test(process.env.LD_PRELOAD || '');
 const pulse = require(PKG);
 
 /** start() with the strategy under test. */
@@ -130,6 +132,7 @@ function readRecord(file) {
 module.exports = {
   PKG,
   STRATEGY,
+  SANITIZED,
   pulse,
   startPulse,
   tmpDir,

@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startPulse, STRATEGY, tmpDir, blockFor, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
+const { startPulse, STRATEGY, SANITIZED, tmpDir, blockFor, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
 
 test('stop() returns well under a millisecond with interval 3600 s, and is final', async (t) => {
   const dir = tmpDir(t);
@@ -20,8 +20,11 @@ test('stop() returns well under a millisecond with interval 3600 s, and is final
   }
   times.sort((a, b) => a - b);
   // Timings are measured in bench/; here only what holds on a loaded machine:
-  // an unpreempted stop() is under 1 ms, and none waits for the 3600 s deadline.
-  assert.ok(times[0] < 1, `fastest stop() ${times[0].toFixed(3)} ms`);
+  // an unpreempted stop() is under 1 ms (5 ms in a sanitizer's instrumented
+  // build: 1.46 ms seen with ASan beside two CPU hogs), and none waits for the
+  // 3600 s deadline.
+  const fastest = SANITIZED ? 5 : 1;
+  assert.ok(times[0] < fastest, `fastest stop() ${times[0].toFixed(3)} ms (bound ${fastest} ms)`);
   assert.ok(times[49] < 100, `slowest stop() ${times[49].toFixed(3)} ms`);
 
   const file = path.join(dir, 'fast');

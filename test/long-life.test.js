@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, STRATEGY, tmpDir, runChildAsync, assertExit, readRecord, waitFor } = require('./helpers');
+const { PKG, STRATEGY, SANITIZED, tmpDir, runChildAsync, assertExit, readRecord, waitFor } = require('./helpers');
 const { controlledChild, mountTmpfs, fillDisk } = require('./control');
 
 const MB = 2 ** 20;
@@ -17,9 +17,8 @@ const CYCLES = { native: 10000, worker: 1000 };
 const WARM_UP = { native: 2000, worker: 1000 };
 const RSS_BOUND_MB = 4;
 
-// Under a sanitizer (npm run test:sanitize preloads its runtime) RSS is the
-// sanitizer allocator's, and says nothing about the pulses.
-const SANITIZED = /san/.test(process.env.LD_PRELOAD || '');
+// Under a sanitizer RSS is the sanitizer allocator's, and says nothing
+// about the pulses.
 
 test(`${CYCLES[STRATEGY]} start/stop cycles after a warm-up grow RSS by less than ${RSS_BOUND_MB} MB`, { timeout: 240000, skip: SANITIZED && 'RSS under a sanitizer runtime is its allocator\'s' }, async (t) => {
   const file = path.join(tmpDir(t), 'health');

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { PKG, STRATEGY, tmpDir, waitFor, readRecord } = require('./helpers');
+const { PKG, STRATEGY, SANITIZED, tmpDir, waitFor, readRecord } = require('./helpers');
 const { runScript, check } = require('./workers');
 const { sqliteModule } = require('./sqlite');
 
@@ -29,7 +29,6 @@ const ANY_FRAME = /in .+ \([\w.+-]+\)/;
 // code calls, and which call into libc through pointers no unwinder can
 // check) are where a sample often lands: frames there, or in the libc code
 // they call, count as the stuck code's.
-const SANITIZED = /lib[at]san/.test(process.env.LD_PRELOAD ?? '');
 const inRuntime = (frames) => SANITIZED && frames.some((f) => /^(lib[at]san|libc)\.so/.test(f.module));
 // Shell children get only PATH, so a preloaded sanitizer runtime does not follow them.
 const SHELL_ENV = JSON.stringify({ PATH: process.env.PATH });
