@@ -82,14 +82,14 @@ export function mtimeMs(file: string): number {
  * written here must not make their beats look old).
  */
 /**
- * Node takes file times as seconds in a double, and libuv cuts them to whole
- * microseconds by truncation, so a time read back and set again would creep
- * down a microsecond at a time. Half a microsecond is added to the exact one:
- * the time set is the microsecond nearest `ms`, and setting a time read from
- * the file sets it again unchanged.
+ * File times go in as seconds in a double. Node's libuv truncates them to
+ * whole microseconds; Bun and Deno keep nanoseconds. So that a time read
+ * back and set again comes out unchanged under each, the time set is the
+ * microsecond nearest `ms` plus a quarter: truncation gives that microsecond,
+ * nanoseconds keep the quarter, and either reads back to it.
  */
 function utimeSeconds(ms: number): number {
-  return (Math.round(ms * 1000) + 0.5) / 1e6;
+  return (Math.round(ms * 1000) + 0.25) / 1e6;
 }
 
 export function keptMtimeMs(file: string, lastBeatMs: number): number {
