@@ -8,7 +8,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { PKG, STRATEGY, pulse, startPulse, tmpDir, waitFor, threadCount, runChild, assertExit } = require('./helpers');
+const { PKG, STRATEGY, SANITIZED, pulse, startPulse, tmpDir, waitFor, threadCount, runChild, assertExit } = require('./helpers');
 const { kubeletProbe, fetchText, rawExchange, startBlockable, checkAsync, which, hostLoad } = require('./endpoint-helpers');
 const { FAMILIES } = require('../dist/contract/metrics');
 
@@ -258,7 +258,10 @@ test('500 connections that never finish a request, then a fresh /livez: answered
   // the 500 in the backlog delay its first answer (180 and 366 ms seen with
   // two CPU hogs): there the bound is a guard against a server that stops
   // draining its backlog.
-  const bound = STRATEGY === 'native' || quiet ? 100 : 1000;
+  // Under a sanitizer the native server is instrumented too: 101 ms seen
+  // with ASan beside two CPU hogs, so there it is held to 100 ms on a quiet
+  // host only, like the worker strategy.
+  const bound = (STRATEGY === 'native' && !SANITIZED) || quiet ? 100 : 1000;
   assert.ok(p99 < bound, `p99 ${p99} ms (bound ${bound} ms)`);
 });
 
