@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, STRATEGY, pulse, startPulse, tmpDir, sleep, waitFor, readRecord, withEnv } = require('./helpers');
+const { PKG, STRATEGY, SANITIZED, pulse, startPulse, tmpDir, sleep, waitFor, readRecord, withEnv } = require('./helpers');
 const { runScript, check } = require('./workers');
 
 const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
@@ -51,8 +51,10 @@ function cli(args) {
 
 test('a busy loop inside track(): running at high CPU, the label listed, the block on stderr, status and check say so', async (t) => {
   const file = path.join(tmpDir(t), 'health');
-  // Emulated rows of the matrix (qemu) run everything several times slower.
-  const blockMs = process.env.PULSE_MATRIX_LAUNCHER ? 16000 : 4000;
+  // Emulated rows of the matrix (qemu) run everything several times slower,
+  // and a sanitizer's instrumented runs beside other load (TSan beside two
+  // CPU hogs once needed more than 4 s to reach the status check).
+  const blockMs = process.env.PULSE_MATRIX_LAUNCHER ? 16000 : SANITIZED ? 10000 : 4000;
   const c = child(t, file, `console.log('blocking'); p.track('job x', () => spin(${blockMs})); setTimeout(() => p.stop(), 500);`);
   await c.waitForLine(/^blocking$/);
   await sleep(1500);
