@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <vector>
 
 #include "json.h"
@@ -264,9 +265,10 @@ void Close(Elf* elf) {
 
 // The function symbol covering file offset `offset` of a 64-bit ELF file:
 // .symtab first (local functions too), then .dynsym; *into: how far `offset`
-// lies past the function's start. Every table and string is bounds-checked
+// lies past the function's start; *size: the function's size in bytes (0
+// when the table does not say). Every table and string is bounds-checked
 // against the file's size.
-std::string ElfSymbol(const Elf& elf, uintptr_t offset, uintptr_t* into) {
+std::string ElfSymbol(const Elf& elf, uintptr_t offset, uintptr_t* into, uintptr_t* size) {
   const unsigned char* d = elf.data;
   if (d == nullptr || memcmp(d, ELFMAG, SELFMAG) != 0 || d[EI_CLASS] != ELFCLASS64) return std::string();
   Elf64_Ehdr eh;
@@ -309,6 +311,7 @@ std::string ElfSymbol(const Elf& elf, uintptr_t offset, uintptr_t* into) {
         const char* name = reinterpret_cast<const char*>(d + strs.sh_offset + sym.st_name);
         const size_t len = strnlen(name, strs.sh_size - sym.st_name);
         *into = vaddr - sym.st_value;
+        *size = sym.st_size;
         return std::string(name, len);
       }
     }
@@ -334,12 +337,38 @@ struct Symbolizer {
     for (Elf& e : open) Close(&e);
   }
   // {symbol, module} for `addr`, false when no mapping holds it; *start:
-  // the address where that function begins, 0 when unknown.
-  bool Name(uintptr_t addr, std::string* symbol, std::string* module, uintptr_t* start) {
+  // the address where that function begins, 0 when unknown; *size (when
+  // asked): its size in bytes, 0 when unknown.
+  bool Name(uintptr_t addr, std::string* symbol, std::string* module, uintptr_t* start, uintptr_t* size = nullptr) {
+    uintptr_t ignored_size = 0;
+    if (size == nullptr) size = &ignored_size;
+    // The unwinder asks about the same addresses many times.
+    auto known = named.find(addr);
+    if (known == named.end()) {
+      Named n;
+      n.found = Lookup(addr, &n.symbol, &n.module, &n.start, &n.size);
+      known = named.emplace(addr, n).first;
+    }
+    const Named& n = known->second;
+    *symbol = n.symbol;
+    *module = n.module;
+    *start = n.start;
+    *size = n.size;
+    return n.found;
+  }
+  struct Named {
+    bool found;
+    std::string symbol, module;
+    uintptr_t start, size;
+  };
+  std::map<uintptr_t, Named> named;
+  bool Lookup(uintptr_t addr, std::string* symbol, std::string* module, uintptr_t* start, uintptr_t* size) {
     const Mapping* m = Find(maps, addr);
-    if (m == nullptr) return false;
     symbol->clear();
+    module->clear();
     *start = 0;
+    *size = 0;
+    if (m == nullptr) return false;
     if (m->path.empty() || m->path[0] != '/') {
       *module = m->path.empty() ? "[anonymous]" : m->path;  // JIT code, [vdso]
       return true;
@@ -355,7 +384,7 @@ struct Symbolizer {
       if (!Open(m->path, elf)) elf->data = nullptr;
     }
     uintptr_t into = 0;
-    *symbol = Demangle(ElfSymbol(*elf, addr - m->start + m->offset, &into));
+    *symbol = Demangle(ElfSymbol(*elf, addr - m->start + m->offset, &into, size));
     if (!symbol->empty()) *start = addr - into;
     return true;
   }
@@ -381,6 +410,42 @@ struct Symbolizer {
 #else
     return 0;  // arm64 stubs are not decoded
 #endif
+  }
+  // True when function `fn` (its code ending at `end`; 0: unknown) jumps to
+  // `dest`, directly or through a stub that leads there: a tail call, which
+  // leaves no frame of `fn` on the stack. OpenSSL has many: CRYPTO_free's
+  // last act is `jmp free`, and sha512_block_data_order picks its AVX2 body
+  // with a conditional jump. Every byte offset is tried as a jump; a match
+  // must land exactly on `dest`, which stray bytes do not.
+  bool TailJumpsTo(uintptr_t fn, uintptr_t end, uintptr_t dest) const {
+    constexpr uintptr_t kUnknownSize = 256, kMaxSize = 4096;  // bytes scanned
+    const Mapping* m = Find(maps, fn);
+    if (m == nullptr || !m->exec || dest == 0) return false;
+    if (end <= fn) end = fn + kUnknownSize;
+    if (end > fn + kMaxSize) end = fn + kMaxSize;
+    if (end > m->end) end = m->end;
+#if defined(__x86_64__)
+    for (uintptr_t at = fn; at + 5 <= end; at++) {
+      const unsigned char* p = reinterpret_cast<const unsigned char*>(at);
+      int length = 0;
+      if (p[0] == 0xE9) length = 5;                                                   // jmp rel32
+      if (p[0] == 0x0F && (p[1] & 0xF0) == 0x80 && at + 6 <= end) length = 6;          // jcc rel32
+      if (length == 0) continue;
+      int32_t rel;
+      memcpy(&rel, p + length - 4, 4);
+      const uintptr_t to = at + length + static_cast<intptr_t>(rel);
+      if (to == dest || StubTarget(to) == dest) return true;
+    }
+#elif defined(__aarch64__)
+    for (uintptr_t at = fn; at + 4 <= end; at += 4) {
+      uint32_t insn;
+      memcpy(&insn, reinterpret_cast<const void*>(at), 4);
+      if ((insn & 0xFC000000u) != 0x14000000u) continue;  // b imm26
+      const int32_t imm = static_cast<int32_t>(insn << 6) >> 6;
+      if (at + static_cast<intptr_t>(imm) * 4 == dest) return true;
+    }
+#endif
+    return false;
   }
   // True when `addr` lies in executable code of a file and the bytes before
   // it are a call instruction: a plausible return address.
@@ -589,9 +654,10 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
   // Innermost first: pc, then the frame-pointer chain while it holds
   // plausible return addresses. Where it breaks off early (code built
   // without frame pointers), the raw words are searched for return
-  // addresses: a word counts when a call instruction precedes it and, for a
-  // direct call within one module, that call leads to the start of the
-  // frame found just inside it (stale words left by earlier calls fail this).
+  // addresses: a word counts when a call instruction precedes it and that
+  // call leads to the function of the frame found just inside it (stale
+  // words left by earlier calls fail this); failing that, when a call
+  // further up leads into the word's own function (details below).
   out.handler_ns = copy.handler_ns;
   Symbolizer sym;
   struct Frame {
@@ -638,31 +704,67 @@ NativeStack CaptureNativeStack(const NativeStackTarget& target, int64_t wait_ms)
   if (trusted >= 2) {
     for (int i = 0; i < trusted && frames.size() < static_cast<size_t>(kMaxFrames); i++) add(copy.chain_ra[i], false);
   } else {
-    for (int i = 0; i < copy.window && frames.size() < static_cast<size_t>(kMaxFrames); i++) {
+    // Whether words[i] returns from a call that leads to `inner`'s function:
+    // only a direct call can be checked: to the start of that function, to
+    // a stub (the PLT) that jumps there, or to a function that tail-jumps
+    // there. Where the inner symbol is unknown, into its module.
+    auto Calls = [&](int i, const Frame& inner) {
       uintptr_t target = 0;
-      if (!sym.LooksLikeReturn(copy.words[i], &target) || target == 0) continue;
-      // Only a direct call that can be checked: to the start of the inner
-      // frame's function, or to a stub (the PLT) that jumps there. Where the
-      // inner frame's symbol is unknown, into its module. An indirect call
-      // cannot be told from a stale word: the search goes on past it.
-      const Frame& inner = frames.back();
+      if (!sym.LooksLikeReturn(copy.words[i], &target) || target == 0) return false;
       std::string ts, tm, module;
-      uintptr_t tstart = 0, ignored = 0;
-      if (!sym.Name(target, &ts, &tm, &tstart) || !sym.Name(copy.words[i] - 1, &ts, &module, &ignored)) continue;
+      uintptr_t tstart = 0, tsize = 0, ignored = 0;
+      if (!sym.Name(target, &ts, &tm, &tstart, &tsize) || !sym.Name(copy.words[i] - 1, &ts, &module, &ignored)) return false;
       const uintptr_t through = tstart != target && tm == module ? sym.StubTarget(target) : 0;
       std::string vs, vm;
-      uintptr_t vstart = 0;
-      const bool via_known = through != 0 && sym.Name(through, &vs, &vm, &vstart);
-      bool ok = target == inner.start || (via_known && through == inner.start);
-      if (inner.start == 0) ok = (tstart == target && tm == inner.module) || (via_known && vm == inner.module);
+      uintptr_t vstart = 0, vsize = 0;
+      const bool via_known = through != 0 && sym.Name(through, &vs, &vm, &vstart, &vsize);
 #if defined(__aarch64__)
-      ok = ok || (tstart != target && tm == module && module != inner.module);  // stubs not decoded
+      if (tstart != target && tm == module && module != inner.module) return true;  // stubs not decoded
 #endif
-      if (!ok) continue;
-      add(copy.words[i], false);
+      // An unnamed inner function (a library's internal one, its own symbol
+      // table stripped): a call into its module, to a function start or to
+      // an unnamed internal function there.
+      if (inner.start == 0) return via_known ? vm == inner.module : (tstart == target || tstart == 0) && tm == inner.module;
+      if (target == inner.start || (via_known && through == inner.start)) return true;
+      const uintptr_t fn = via_known ? through : target;
+      const uintptr_t fstart = via_known ? vstart : tstart, fsize = via_known ? vsize : tsize;
+      if (sym.TailJumpsTo(fn, fstart == fn && fsize > 0 ? fn + fsize : 0, inner.start)) return true;
+      return false;
+    };
+    // Where no word passes that check, a return address that cannot be
+    // checked from below (an indirect call, such as OpenSSL's call of a
+    // provider's free function, which then tail-jumps to free) is checked
+    // from above: taken when a checkable word further up returns into its
+    // function. A stale word seldom passes; a stale pair can (dead frames
+    // lie in big live ones), so this second way is tried only after the
+    // first has failed for the whole window, only below a named function
+    // (not JIT code), and only for a word near the inner frame.
+    constexpr int kAbove = 256;  // words looked through: 2 KB of frame
+    constexpr int kNear = 128;   // words past the inner frame's return address
+    auto CheckedAbove = [&](int i) {
+      Frame own;
+      if (!sym.Name(copy.words[i] - 1, &own.symbol, &own.module, &own.start) || own.start == 0) return false;
+      for (int j = i + 1; j < copy.window && j <= i + kAbove; j++) {
+        if (sym.LooksLikeReturn(copy.words[j]) && Calls(j, own)) return true;
+      }
+      return false;
+    };
+    int from = 0;
+    while (frames.size() < static_cast<size_t>(kMaxFrames)) {
+      const Frame inner = frames.back();
+      int at = -1;
+      for (int i = from; i < copy.window && at < 0; i++) {
+        if (sym.LooksLikeReturn(copy.words[i]) && Calls(i, inner)) at = i;
+      }
+      for (int i = from; inner.start != 0 && i < copy.window && i < from + kNear && at < 0; i++) {
+        if (sym.LooksLikeReturn(copy.words[i]) && CheckedAbove(i)) at = i;
+      }
+      if (at < 0) break;
+      add(copy.words[at], false);
       // A callee that keeps frame pointers saved its caller's just below this
       // return address: from there, the frame-pointer chain, inside the copy.
-      if (i >= 1 && Chain(i - 1)) break;
+      if (at >= 1 && Chain(at - 1)) break;
+      from = at + 1;
     }
   }
   std::string json = "[";

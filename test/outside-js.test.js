@@ -186,6 +186,35 @@ test('pbkdf2Sync: nativeStack names a PBKDF2 or SHA function in node; the key is
   if (!TSAN) assert.ok(last.nativeStack.length >= 1 && last.nativeStack.length <= 5, JSON.stringify(last));
 });
 
+test('a stall reached by a tail call, with no frame-pointer chain: nativeStack names the caller, whether it called directly or through a pointer', { skip: (!NATIVE && 'nativeStack is the native strategy\'s') || (process.arch !== 'x64' && 'the fixture is x86-64 assembly') }, async (t) => {
+  // OpenSSL's CRYPTO_free ends with `jmp free`, and OpenSSL calls a
+  // provider's free function through a pointer: a thread caught in free has
+  // no frame of the function that jumped, and its caller's call does not
+  // lead to free. The fixture builds both shapes (test/fixtures/tail-call.c).
+  const dir = tmpDir(t);
+  const addon = path.join(dir, 'tail-call.node');
+  const include = path.join(path.dirname(process.execPath), '..', 'include', 'node');
+  const cc = spawnSync('cc', ['-O2', '-fomit-frame-pointer', '-fPIC', '-shared', '-I', include, '-o', addon, path.join(__dirname, 'fixtures', 'tail-call.c'), '-lpthread'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  assert.equal(cc.status, 0, cc.stderr);
+  for (const [indirect, caller] of [[false, 'pulse_fixture_caller'], [true, 'pulse_fixture_indirect_caller']]) {
+    const file = path.join(dir, `health-${indirect}`);
+    const c = child(t, file, `console.log('blocking');
+    console.log('calls ' + require(${JSON.stringify(addon)}).spin(${3000 * SLOW}, ${indirect}));
+    finish();`);
+    await c.waitForLine(/^blocking$/, 30000 * SLOW);
+    const r = await stallRecord(file, nativeOrReason);
+    await c.exited;
+    assert.equal(Number((await c.waitForLine(/^calls /)).slice(6)), 1);
+    if (r.nativeStack === null) continue; // TSan: the spin never enters its runtime, so no answer
+    const names = r.nativeStack.map((f) => f.symbol);
+    assert.deepEqual(names.slice(0, 2), ['pulse_fixture_spin', caller], JSON.stringify(r.nativeStack));
+    assert.equal(r.nativeStack[1].module, 'tail-call.node');
+    assert.ok(!names.includes('pulse_fixture_shim'), JSON.stringify(r.nativeStack));
+    // Past the fixture, the frames of the call into it (node or V8).
+    assert.ok(r.nativeStack.length >= 3, JSON.stringify(r.nativeStack));
+  }
+});
+
 test('brotliCompressSync: nativeStack names a Brotli function; the bytes round-trip', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
   const file = path.join(tmpDir(t), 'health');
   const c = child(t, file, `
