@@ -32,6 +32,12 @@ setTimeout(() => { ${body} }, 300);
   return runScript(t, script, env);
 }
 
+/** A thread's time on a core and waiting for one, from the scheduler (/proc/<pid>/task/<tid>/schedstat). */
+function schedstat(pid, tid = pid) {
+  const [runNs, waitNs] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+  return { runNs, waitNs };
+}
+
 /** The record once the child's heartbeat thread has diagnosed the stall. */
 async function stallRecord(file, timeoutMs = 5000) {
   return waitFor(() => {
@@ -57,11 +63,19 @@ test('a busy loop inside track(): running at high CPU, the label listed, the blo
   const blockMs = process.env.PULSE_MATRIX_LAUNCHER ? 16000 : SANITIZED ? 10000 : 4000;
   const c = child(t, file, `console.log('blocking'); p.track('job x', () => spin(${blockMs})); setTimeout(() => p.stop(), 500);`);
   await c.waitForLine(/^blocking$/);
+  const before = schedstat(c.child.pid);
   await sleep(1500);
   // While the child is still blocked:
   const r = await stallRecord(file);
+  const after = schedstat(c.child.pid);
   assert.equal(r.thread.state, 'running', JSON.stringify(r.thread));
-  assert.ok(r.thread.cpuPercent > 30, `cpuPercent ${r.thread.cpuPercent}`);
+  // A spinning thread is always runnable: its share of the wall clock is
+  // the share the scheduler gave it, near 100% on a quiet host and less
+  // beside other load (24.5% was seen in the matrix, two rows and the soak
+  // on 2 cores). The bound follows the scheduler's own account of the same
+  // seconds: its time on a core against its time waiting for one.
+  const share = (after.runNs - before.runNs) / (after.runNs - before.runNs + after.waitNs - before.waitNs);
+  assert.ok(r.thread.cpuPercent > Math.min(30, (share * 100) / 2), `cpuPercent ${r.thread.cpuPercent}, scheduler share ${(share * 100).toFixed(1)}%`);
   assert.equal(r.thread.syscall, null);
   assert.deepEqual(r.active.map((a) => a.label), ['job x']);
   assert.ok(Date.parse(r.active[0].since) <= Date.parse(r.updatedAt));
