@@ -117,4 +117,29 @@ function fillDisk(file) {
   }
 }
 
-module.exports = { tool, controlledChild, mountTmpfs, fillDisk };
+/**
+ * Sends SIGSTOP and waits until every thread of the process is stopped. kill()
+ * returns before a thread running on another core has stopped: a test that
+ * acts at once (unlinks the file, reads its mtime) races the last beat. Seen
+ * under qemu in the matrix: the thread re-created a just-deleted file before
+ * it stopped, so a full disk was never met.
+ */
+async function stopWhole(child, ms = 10000) {
+  child.kill('SIGSTOP');
+  const tasks = `/proc/${child.pid}/task`;
+  const stopped = () => fs.readdirSync(tasks).every((tid) => {
+    try {
+      const stat = fs.readFileSync(`${tasks}/${tid}/stat`, 'utf8');
+      return /^[Tt]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+    } catch {
+      return true; // the thread has ended
+    }
+  });
+  const end = Date.now() + ms;
+  while (!stopped()) {
+    if (Date.now() > end) throw new Error(`pid ${child.pid} not stopped ${ms} ms after SIGSTOP`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+module.exports = { tool, controlledChild, mountTmpfs, fillDisk, stopWhole };

@@ -14,7 +14,7 @@ const {
   PKG, STRATEGY, startPulse, tmpDir, blockFor, sleep, waitFor, readRecord, runChild, runChildAsync, assertExit,
   publicPackageCopy,
 } = require('./helpers');
-const { tool, controlledChild, mountTmpfs, fillDisk } = require('./control');
+const { tool, controlledChild, mountTmpfs, fillDisk, stopWhole } = require('./control');
 
 const OLD = new Date('2020-01-01T00:00:00Z');
 const INTERVAL = 0.05;
@@ -226,7 +226,7 @@ test('a full file system mid-run: ENOSPC reported while the file cannot be re-cr
   t.after(() => c.child.kill('SIGKILL'));
   await c.ready;
   // Frozen, so its thread cannot re-create the file before the disk is full.
-  c.child.kill('SIGSTOP');
+  await stopWhole(c.child);
   fs.unlinkSync(file);
   const filler = path.join(dir, 'filler');
   fillDisk(filler);
@@ -290,7 +290,7 @@ test('SIGSTOP freezes the beats (the file goes stale); SIGCONT resumes them with
   await c.ready;
   await sleep(300);
   const before = await c.ask('status');
-  c.child.kill('SIGSTOP');
+  await stopWhole(c.child);
   const frozenAt = Date.now();
   const mtime = fs.statSync(file).mtimeMs;
   await sleep(1500);

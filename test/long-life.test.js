@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { PKG, STRATEGY, SANITIZED, tmpDir, runChildAsync, assertExit, readRecord, waitFor } = require('./helpers');
-const { controlledChild, mountTmpfs, fillDisk } = require('./control');
+const { controlledChild, mountTmpfs, fillDisk, stopWhole } = require('./control');
 
 const MB = 2 ** 20;
 // Cycles measured after the warm-up, per strategy (the issue's numbers), and
@@ -73,7 +73,7 @@ async function child(t, options) {
 
 /** Freezes the child whole for `ms` (SIGSTOP, then SIGCONT). */
 async function freeze(c, ms) {
-  c.child.kill('SIGSTOP');
+  await stopWhole(c.child);
   await new Promise((resolve) => setTimeout(resolve, ms));
   c.child.kill('SIGCONT');
 }
