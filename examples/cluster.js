@@ -18,13 +18,20 @@ if (cluster.isPrimary) {
   const pulse = start({ file });
   let stopping = false;
   const size = Number(process.env.WORKERS || 4);
+  cluster.on('fork', (worker) => {
+    // A worker that is ending closes its channel, and the primary's next
+    // message to it (say, that its server is listening) fails with EPIPE. An
+    // 'error' nobody handles would end the primary; its 'exit' follows anyway.
+    worker.on('error', (error) => {
+      if (!stopping) console.error(`worker ${worker.id}: ${error.message}`);
+    });
+  });
   for (let i = 0; i < size; i++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     console.log(`worker ${worker.id} died (${signal || code}); forking a replacement`);
     cluster.fork();
   });
-  console.log(`primary pid=${process.pid} file=${pulse.file}`);
   process.once('SIGTERM', () => {
     stopping = true;
     for (const worker of Object.values(cluster.workers)) worker.process.kill('SIGTERM');
@@ -32,6 +39,7 @@ if (cluster.isPrimary) {
     cluster.on('exit', done);
     done();
   });
+  console.log(`primary pid=${process.pid} file=${pulse.file}`);
 } else {
   const pulse = start({ file });
   const server = http.createServer((req, res) => {

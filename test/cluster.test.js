@@ -125,3 +125,21 @@ test('cluster: a crashed worker is replaced; its left-over file is gone, and che
   await app.stop();
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('app-')), ['app-1'], 'only the crashed worker\'s file remains');
 });
+
+test('SIGTERM while the workers are still starting: the primary ends them and exits 0', async (t) => {
+  // A worker told to stop closes its channel; the primary's next message to
+  // it (its server is listening) then fails with EPIPE, which ended the
+  // primary before its workers had an 'error' handler (7 of 48 runs under
+  // Node 22, 0 under Node 20). SIGTERM at several points of the start.
+  for (let i = 0; i < 12; i++) {
+    const file = path.join(tmpDir(t), 'app-health-{workerId}');
+    const port = await freePort();
+    const app = runExample(t, 'cluster.js', { ...PULSE_ENV, WORKERS: '4', PORT: String(port), CELERY_PULSE_HEALTHCHECK_FILE: file });
+    await app.waitForLine(/^primary pid=\d+/);
+    await sleep(60 + i * 25);
+    app.child.kill('SIGTERM');
+    const result = await app.exited;
+    assert.deepEqual(result, { code: 0, signal: null }, app.output().stderr);
+    assert.doesNotMatch(app.output().stderr, /Unhandled|EPIPE/);
+  }
+});
