@@ -52,6 +52,28 @@ async function stallRecord(file, predicate = () => true, timeoutMs = 8000) {
   }, timeoutMs);
 }
 
+/**
+ * Every stall record of `file` with a new stackAt, polled until `done`
+ * settles: the list starts with the stall's first stack however slowly the
+ * test's other steps run (a stackAt stays on the record until the next one).
+ */
+async function stackTimes(file, done) {
+  const seen = [];
+  let over = false;
+  const end = () => { over = true; };
+  done.then(end, end);
+  while (!over) {
+    try {
+      const r = readRecord(file);
+      if (r.state === 'stalled' && Array.isArray(r.stack) && r.stackAt && r.stackAt !== seen.at(-1)?.stackAt) seen.push(r);
+    } catch {
+      // between writes
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return seen;
+}
+
 function cli(args, options = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 10000, ...options });
 }
@@ -182,7 +204,7 @@ test('a long stall refreshes stackAt; lastStall and previous keep the top frames
   const killed = path.join(dir, 'killed');
   const file = script(dir, 'long.js', `${PRELUDE(health)}
 function grind(ms) { const end = Date.now() + ms; while (Date.now() < end); }
-function job() { grind(11500); }
+function job() { grind(${11500 + (SLOW - 1) * 700}); }
 setTimeout(() => { console.log('blocking'); job(); setTimeout(() => p.stop(), 500); }, 300);
 `);
   const dead = script(dir, 'dead.js', `${PRELUDE(killed)}
@@ -193,6 +215,7 @@ setTimeout(() => { console.log('blocking'); task(); }, 300);
   const c = runScript(t, file);
   const k = runScript(t, dead);
   await Promise.all([c.waitForLine(/^blocking$/), k.waitForLine(/^blocking$/)]);
+  const stacks = stackTimes(health, c.exited);
   // previous: the killed process's top frames, kept by the next one on its file.
   const stuck = await stallRecord(killed, (r) => Array.isArray(r.stack));
   k.child.kill('SIGKILL');
@@ -204,11 +227,13 @@ setTimeout(() => { console.log('blocking'); task(); }, 300);
   assert.ok(fresh.previous.stack.length <= 5);
   assert.deepEqual(fresh.previous.stack, stuck.stack.slice(0, 5));
 
-  const first = await stallRecord(health, (r) => Array.isArray(r.stack));
-  // Taken again at most every max(interval, 5 s): two refreshes within 11.5 s.
-  const later = await stallRecord(health, (r) => r.stackAt && Date.parse(r.stackAt) >= Date.parse(first.stackAt) + 9000, 15000);
-  assert.deepEqual(later.stack.slice(0, 2).map((f) => f.function), ['grind', 'job']);
   assert.deepEqual(await c.exited, { code: 0, signal: null }, c.output().stderr);
+  // Taken again every max(interval, 5 s): two refreshes within the stall.
+  const seen = await stacks;
+  const times = seen.map((r) => Date.parse(r.stackAt));
+  assert.ok(seen.length >= 3, `stackAt values: ${seen.map((r) => r.stackAt)}`);
+  for (let i = 1; i < times.length; i++) assert.ok(times[i] - times[i - 1] >= 4900, `stackAt values: ${seen.map((r) => r.stackAt)}`);
+  for (const r of seen) assert.deepEqual(r.stack.slice(0, 2).map((f) => f.function), ['grind', 'job']);
   const done = readRecord(health);
   assert.deepEqual(done.lastStall.stack.slice(0, 2).map((f) => f.function), ['grind', 'job']);
   assert.ok(done.lastStall.stack.length <= 5);

@@ -146,7 +146,9 @@ run_row() {
   echo "$line"
   if [ "$status" -ne 0 ] || [ "${fail:-1}" != 0 ] || [ "${pass:-0}" = 0 ]; then
     line="$line  FAILED (exit $status, log $log)"
-    grep -E '^not ok' "$log" | head -n 20 || true
+    # Each failure with its diagnostic block (up to 40 lines), so the CI
+    # output alone says why.
+    awk '/^not ok/ { n = 40; shown++ } shown > 10 { exit } n > 0 { print; n--; if ($0 ~ /^  \.\.\.$/) n = 0 }' "$log" || true
   fi
   echo "$line" > "$CACHE/matrix/$row.line"
 }
