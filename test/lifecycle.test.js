@@ -5,9 +5,9 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startPulse, STRATEGY, SANITIZED, tmpDir, blockFor, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
+const { startPulse, STRATEGY, tmpDir, blockFor, sleep, waitFor, threadCount, runChild, runChildAsync, assertExit, readRecord } = require('./helpers');
 
-test('stop() returns well under a millisecond with interval 3600 s, and is final', async (t) => {
+test('stop() returns in milliseconds with interval 3600 s, not at the deadline, and is final', async (t) => {
   const dir = tmpDir(t);
   const times = [];
   for (let i = 0; i < 50; i++) {
@@ -19,11 +19,12 @@ test('stop() returns well under a millisecond with interval 3600 s, and is final
     assert.equal(pulse.status().running, false);
   }
   times.sort((a, b) => a - b);
-  // Timings are measured in bench/; here only what holds on a loaded machine:
-  // an unpreempted stop() is under 1 ms (5 ms in a sanitizer's instrumented
-  // build: 1.46 ms seen with ASan beside two CPU hogs), and none waits for the
-  // 3600 s deadline.
-  const fastest = SANITIZED ? 5 : 1;
+  // How fast stop() is (the contract's < 1 ms) is measured in bench/ (p50
+  // 0.215 ms, p99 0.603 ms over 1,000 stops). Here only what holds on a loaded
+  // machine: the fastest of 50 within 5 ms (beside two CPU hogs it was 1.14 ms
+  // plain and 1.46 ms under ASan: the woken thread waits for a core), and
+  // none waits for the 3600 s deadline.
+  const fastest = 5;
   assert.ok(times[0] < fastest, `fastest stop() ${times[0].toFixed(3)} ms (bound ${fastest} ms)`);
   assert.ok(times[49] < 100, `slowest stop() ${times[49].toFixed(3)} ms`);
 
