@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, STRATEGY, SANITIZED, pulse, startPulse, tmpDir, sleep, waitFor, readRecord, withEnv } = require('./helpers');
+const { PKG, STRATEGY, pulse, startPulse, tmpDir, sleep, waitFor, readRecord, withEnv } = require('./helpers');
 const { runScript, check } = require('./workers');
 
 const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
@@ -57,11 +57,23 @@ function cli(args) {
 
 test('a busy loop inside track(): running at high CPU, the label listed, the block on stderr, status and check say so', async (t) => {
   const file = path.join(tmpDir(t), 'health');
-  // Emulated rows of the matrix (qemu) run everything several times slower,
-  // and a sanitizer's instrumented runs beside other load (TSan beside two
-  // CPU hogs once needed more than 4 s to reach the status check).
-  const blockMs = process.env.PULSE_MATRIX_LAUNCHER ? 16000 : SANITIZED ? 10000 : 4000;
-  const c = child(t, file, `console.log('blocking'); p.track('job x', () => spin(${blockMs})); setTimeout(() => p.stop(), 500);`);
+  // The block lasts until the test has seen all it checks (the release file),
+  // at most 120 s: beside other load a fixed length was too short (TSan beside
+  // two CPU hogs ended a 10 s block before the status check ran). The spin
+  // looks for the file every 100 ms, so the thread is almost never in a
+  // system call.
+  const release = path.join(path.dirname(file), 'release');
+  t.after(() => { try { fs.writeFileSync(release, ''); } catch { /* the folder is gone */ } });
+  const c = child(t, file, `console.log('blocking');
+const release = ${JSON.stringify(release)};
+function hold() {
+  const end = Date.now() + 120000;
+  for (let next = 0, now = 0; (now = Date.now()) < end;) {
+    if (now >= next) { if (fs.existsSync(release)) break; next = now + 100; }
+  }
+}
+p.track('job x', hold);
+setTimeout(() => p.stop(), 500);`);
   await c.waitForLine(/^blocking$/);
   const before = schedstat(c.child.pid);
   await sleep(1500);
@@ -84,14 +96,14 @@ test('a busy loop inside track(): running at high CPU, the label listed, the blo
     assert.match(r.stackUnavailable, /"worker" strategy/);
   } else {
     // test/stack-record.test.js checks the frames; here: the stuck function, or why not.
-    assert.ok(r.stack === null ? /stack/.test(r.stackUnavailable) : r.stack[0].function === 'spin', JSON.stringify(r.stack));
+    assert.ok(r.stack === null ? /stack/.test(r.stackUnavailable) : r.stack[0].function === 'hold', JSON.stringify(r.stack));
   }
   // The block is written before the record, but its pipe may be read later.
   await waitFor(() => /^ {4}thread .*; active: /m.test(c.output().stderr), 5000).catch(() => {});
   const stderr = c.output().stderr;
   assert.match(stderr, new RegExp(`^celery-pulse-native: event loop stalled for \\d+\\.\\d s \\(pid \\d+, ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\); beats withheld$`, 'm'));
   assert.match(stderr, /^ {4}thread running, \d+\.\d% CPU; active: job x$/m);
-  // Once the last beat is older than the probe's max age (the block lasts 4 s):
+  // Once the last beat is older than the probe's max age:
   await waitFor(() => Date.now() - fs.statSync(file).mtimeMs > 600, 3000);
   const status = cli(['status', '--file', file, '--max-age', '0.4']);
   assert.equal(status.status, 1, status.stderr);
@@ -100,6 +112,7 @@ test('a busy loop inside track(): running at high CPU, the label listed, the blo
   const line = check(['--file', file], 0.4);
   assert.equal(line.status, 1);
   assert.match(line.stdout, /^stale: .*stalled since .*; thread running, \d+\.\d% CPU; active: job x; beats withheld/);
+  fs.writeFileSync(release, '');
   const exit = await c.exited;
   assert.deepEqual(exit, { code: 0, signal: null }, c.output().stderr);
   assert.match(c.output().stderr, /^celery-pulse-native: event loop answering again after \d+\.\d s; beats resumed$/m);

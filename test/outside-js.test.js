@@ -288,7 +288,12 @@ test('after a stall in native code, lastStall.stack names the JavaScript that ma
   const r = await stallRecord(file);
   assert.equal(r.stack, null);
   const last = JSON.parse((await c.waitForLine(/^lastStall /, 60000 * SLOW)).slice('lastStall '.length));
-  assert.equal(last.stackTakenAt, 'end', JSON.stringify(last));
+  // The stack is taken again every 5 s of a stall: when the native call ends
+  // just as that comes due (TSan beside two CPU hogs: a 5.7 s stall, caught
+  // in the Buffer.from after the call), it is taken during the stall, still
+  // naming the caller. A shorter stall must have it taken at the end.
+  const refreshed = last.stackTakenAt === undefined && last.durationMs >= 5000;
+  if (!refreshed) assert.equal(last.stackTakenAt, 'end', JSON.stringify(last));
   assert.ok(last.stack.length >= 1 && last.stack.length <= 5, JSON.stringify(last.stack));
   const frame = last.stack.find((f) => f.function === 'deriveKey');
   assert.ok(frame, JSON.stringify(last.stack));
@@ -297,7 +302,7 @@ test('after a stall in native code, lastStall.stack names the JavaScript that ma
   assert.ok(frame.line > 1 && frame.column > 0, JSON.stringify(frame));
   await c.exited;
   const status = cli(['status', '--file', file]);
-  assert.match(status.stdout, /^last stall +since .*; at .* \(taken as the stall ended\)$/m, status.stdout);
+  assert.match(status.stdout, refreshed ? /^last stall +since .*; at /m : /^last stall +since .*; at .* \(taken as the stall ended\)$/m, status.stdout);
 });
 
 test('100 captures in a row during pbkdf2Sync, brotli, execSync (and better-sqlite3): every result as without them', { skip: !NATIVE && 'nativeStack is the native strategy\'s' }, async (t) => {
