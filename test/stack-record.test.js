@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { PKG, STRATEGY, startPulse, tmpDir, waitFor, readRecord } = require('./helpers');
+const { PKG, STRATEGY, startPulse, tmpDir, sleep, waitFor, readRecord } = require('./helpers');
 const { runScript, check } = require('./workers');
 
 const BIN = path.join(PKG, 'bin', 'celery-pulse-native.js');
@@ -69,7 +69,7 @@ async function stackTimes(file, done) {
     } catch {
       // between writes
     }
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
   return seen;
 }
