@@ -81,7 +81,11 @@ function cli(args, options = {}) {
 test('a busy loop three calls deep: the record, the stderr block, status and check name the frames', { skip }, async (t) => {
   const dir = tmpDir(t);
   const health = path.join(dir, 'health');
-  const file = script(dir, 'tasks.js', `${PRELUDE(health)}
+  // The first record and the stderr block need the first capture, which waits
+  // at most interval / 2 for the stuck thread: 50 ms at 0.1 s was once too
+  // short under qemu beside another row (stack null). Emulated: 0.4 s (200 ms).
+  const timing = SLOW > 1 ? { interval: 0.4, maxStall: 2 } : {};
+  const file = script(dir, 'tasks.js', `${PRELUDE(health, timing)}
 function crunch(ms) { const end = Date.now() + ms; let n = 0; while (Date.now() < end) n++; return n; }
 function processJob(ms) { return crunch(ms); }
 function runQueue() { return processJob(${4000 * SLOW}); }
