@@ -178,8 +178,12 @@ test('a templated file is removed when a worker thread ends by itself without st
       setTimeout(() => {}, 200); // then the thread ends by itself\`, { eval: true, workerData: {
         pkg: ${JSON.stringify(path.join(__dirname, '..'))}, file: path.join(dir, 'thread-' + i + '-{threadId}'), strategy: STRATEGY,
         remove: i === 0 ? undefined : false } }));
+    // Listened for from the start: a worker can end before the main thread
+    // has read both messages (it did on a loaded machine), and an exit
+    // listened for after it ends never comes.
+    const exited = Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
     Promise.all(workers.map((w) => new Promise((r) => w.once('message', r)))).then(async (up) => {
-      await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
+      await exited;
       console.log(JSON.stringify({ up, left: require('node:fs').readdirSync(dir).filter((f) => !f.startsWith('.')) }));
     });`);
   assertExit(result, 0);
